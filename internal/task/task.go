@@ -1,0 +1,102 @@
+package task
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is where a task is in its life. The terminal states are Succeeded,
+// Failed and Cancelled; an accepted task always ends in one of them.
+type State string
+
+// The task states, as they appear in the API and in --json output.
+const (
+	Queued    State = "queued"
+	Running   State = "running"
+	Succeeded State = "succeeded"
+	Failed    State = "failed"
+	Cancelled State = "cancelled"
+)
+
+// Terminal reports whether s is a final state.
+func (s State) Terminal() bool {
+	return s == Succeeded || s == Failed || s == Cancelled
+}
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	switch s {
+	case Queued, Running, Succeeded, Failed, Cancelled:
+		return true
+	}
+	return false
+}
+
+// Limits are hard resource limits for one task. A zero field means "no
+// limit" in that dimension.
+type Limits struct {
+	CPUCores float64 `json:"cpu_cores"` // cores; 0.25 = a quarter of one core
+	MemoryMB float64 `json:"memory_mb"` // MiB
+	IOPS     float64 `json:"iops"`      // read and write ops/s, each
+	NetMbps  float64 `json:"net_mbps"`  // megabits/s, each direction
+	Pids     int64   `json:"pids,omitempty"`
+}
+
+// IsZero reports whether no limit is set.
+func (l Limits) IsZero() bool { return l == Limits{} }
+
+// Validate rejects negative or non-finite limits.
+func (l Limits) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"cpu", l.CPUCores}, {"memory", l.MemoryMB}, {"iops", l.IOPS}, {"net-mbps", l.NetMbps}} {
+		if f.v < 0 || f.v != f.v || f.v > 1e12 {
+			return fmt.Errorf("%s limit %v is out of range", f.name, f.v)
+		}
+	}
+	if l.Pids < 0 {
+		return fmt.Errorf("pids limit %d is out of range", l.Pids)
+	}
+	return nil
+}
+
+// Spec is what a user asks to run.
+type Spec struct {
+	Argv   []string `json:"argv"`             // program and arguments; Argv[0] is resolved through PATH
+	Inputs []string `json:"inputs,omitempty"` // declared input paths (files or directories)
+	Env    []string `json:"env,omitempty"`    // KEY=VALUE; the task's whole environment
+	Dir    string   `json:"dir,omitempty"`    // working directory; empty = the caller's
+	Limits Limits   `json:"limits"`
+}
+
+// Stats summarises one dimension of a run. Nil pointers in the JSON form
+// mean "unavailable on this host", never zero.
+type Stats struct {
+	CPUPct   *float64 `json:"cpu_pct"`
+	MemoryMB *float64 `json:"memory_mb"`
+	IOPS     *float64 `json:"iops"`
+	NetMbps  *float64 `json:"net_mbps"`
+}
+
+// Record is the durable account of one task.
+type Record struct {
+	ID          string     `json:"id"`
+	Signature   string     `json:"signature"`
+	Spec        Spec       `json:"spec"`
+	State       State      `json:"state"`
+	ExitCode    *int       `json:"exit_code"`        // nil until the task exits, or when killed by a signal
+	Signal      string     `json:"signal,omitempty"` // e.g. "killed"
+	OOMKilled   bool       `json:"oom_killed"`
+	Error       string     `json:"error,omitempty"` // why Prescient could not run it
+	Limits      Limits     `json:"limits"`
+	Peak        Stats      `json:"peak"`
+	Mean        Stats      `json:"mean"`
+	Samples     int        `json:"samples"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	StartedAt   *time.Time `json:"started_at"`
+	FinishedAt  *time.Time `json:"finished_at"`
+	DurationS   float64    `json:"duration_s"`
+	LogDir      string     `json:"log_dir,omitempty"`
+	InputBytes  int64      `json:"input_bytes"` // exact total size of declared inputs (a feature for the predictor)
+}
