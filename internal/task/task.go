@@ -98,5 +98,6 @@ type Record struct {
 	FinishedAt  *time.Time `json:"finished_at"`
 	DurationS   float64    `json:"duration_s"`
 	LogDir      string     `json:"log_dir,omitempty"`
-	InputBytes  int64      `json:"input_bytes"` // exact total size of declared inputs (a feature for the predictor)
+	InputBytes  int64      `json:"input_bytes"`          // exact total size of declared inputs (a feature for the predictor)
+	RunnerPID   int        `json:"runner_pid,omitempty"` // the prescient process running it (local mode), to detect a runner that died
 }
