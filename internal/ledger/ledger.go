@@ -1,0 +1,900 @@
+package ledger
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+// Errors the Ledger returns. "Does not fit" is never one of them: that is a
+// Fit value.
+var (
+	// ErrReleased: the reservation was released (or expired, see
+	// ErrExpired) and cannot be used any more.
+	ErrReleased = errors.New("ledger: reservation released")
+	// ErrExpired: the soft reservation's TTL ran out. Errors wrapping it
+	// also wrap ErrReleased.
+	ErrExpired = errors.New("ledger: reservation expired")
+	// ErrUnknown: no reservation with this id was ever made (or its
+	// tombstone has been forgotten, see Config.Tombstones).
+	ErrUnknown = errors.New("ledger: unknown reservation")
+	// ErrExists: a live reservation with this id already exists.
+	ErrExists = errors.New("ledger: reservation exists")
+	// ErrCommitted: the operation needs a soft reservation and this one
+	// is a hard allocation.
+	ErrCommitted = errors.New("ledger: reservation is committed")
+	// ErrNotCommitted: the operation needs a hard allocation and this one
+	// is a soft reservation.
+	ErrNotCommitted = errors.New("ledger: reservation is not committed")
+	// ErrOverCapacity: the hard allocations would exceed capacity.
+	ErrOverCapacity = errors.New("ledger: over capacity")
+)
+
+// Defaults Config.validate fills in.
+const (
+	DefaultSlotWidth    = 5 * time.Second
+	DefaultHorizon      = 24 * time.Hour
+	DefaultSoftQuantile = 0.5
+	DefaultTTL          = 5 * time.Minute
+	DefaultTombstones   = 1 << 16
+	maxSlots            = 1 << 22
+)
+
+// DefaultHeadroom is the fraction added to PHi when sizing hard limits.
+var DefaultHeadroom = Vector{CPU: 0.1, Memory: 0.1, IO: 0.1, Net: 0.1}
+
+// Config configures a Ledger. The zero value of each field but Capacity
+// means its default.
+type Config struct {
+	// Capacity is what tasks may use in total (see NodeConfig.Capacity).
+	// CPU and Memory must be positive; a zero IO or Net capacity means
+	// nothing may reserve any of it.
+	Capacity Vector
+	// SlotWidth is the calendar's time resolution: a reservation occupies
+	// every slot its curve touches. Default DefaultSlotWidth.
+	SlotWidth time.Duration
+	// Horizon is how far ahead the calendar plans; it is rounded up to a
+	// power-of-two number of slots (at most 4 Mi). A curve longer than the
+	// horizon never fits. Default DefaultHorizon.
+	Horizon time.Duration
+	// SoftQuantile is the quantile soft reservations are sized at, in
+	// [0.5, 1): 0.5 reserves P50, a curve's HiQ or more reserves PHi,
+	// values between interpolate. Default DefaultSoftQuantile.
+	SoftQuantile float64
+	// Headroom is the fraction over PHi that HardLimits adds; the zero
+	// Vector means DefaultHeadroom. No dimension may be negative.
+	Headroom Vector
+	// DefaultTTL is used when SoftReserve gets ttl ≤ 0. Default DefaultTTL.
+	DefaultTTL time.Duration
+	// Tombstones is how many released ids the ledger remembers so that
+	// using them is ErrReleased rather than ErrUnknown. Default
+	// DefaultTombstones.
+	Tombstones int
+	// Start is the calendar's first instant, normally the clock's now when
+	// the ledger is made. Zero means the first time any method is given.
+	Start time.Time
+}
+
+func (c *Config) validate() error {
+	if err := c.Capacity.validate(); err != nil {
+		return fmt.Errorf("capacity: %w", err)
+	}
+	if c.Capacity[CPU] <= 0 || c.Capacity[Memory] <= 0 {
+		return fmt.Errorf("capacity %v: cpu and memory must be positive", c.Capacity)
+	}
+	if c.SlotWidth == 0 {
+		c.SlotWidth = DefaultSlotWidth
+	}
+	if c.SlotWidth < time.Millisecond {
+		return fmt.Errorf("slot width %v is below 1ms", c.SlotWidth)
+	}
+	if c.Horizon == 0 {
+		c.Horizon = DefaultHorizon
+	}
+	if c.Horizon < c.SlotWidth || c.Horizon/c.SlotWidth > maxSlots {
+		return fmt.Errorf("horizon %v must hold 1 to %d slots of %v", c.Horizon, maxSlots, c.SlotWidth)
+	}
+	if c.SoftQuantile == 0 {
+		c.SoftQuantile = DefaultSoftQuantile
+	}
+	if !(c.SoftQuantile >= 0.5 && c.SoftQuantile < 1) {
+		return fmt.Errorf("soft quantile %v is outside [0.5, 1)", c.SoftQuantile)
+	}
+	if c.Headroom == (Vector{}) {
+		c.Headroom = DefaultHeadroom
+	}
+	if err := c.Headroom.validate(); err != nil {
+		return fmt.Errorf("headroom: %w", err)
+	}
+	if c.DefaultTTL == 0 {
+		c.DefaultTTL = DefaultTTL
+	}
+	if c.DefaultTTL < 0 {
+		return fmt.Errorf("default ttl %v is negative", c.DefaultTTL)
+	}
+	if c.Tombstones == 0 {
+		c.Tombstones = DefaultTombstones
+	}
+	if c.Tombstones < 0 {
+		return fmt.Errorf("tombstones %d is negative", c.Tombstones)
+	}
+	return nil
+}
+
+// Kind is what a reservation currently is.
+type Kind uint8
+
+// The kinds of reservation.
+const (
+	Soft Kind = iota + 1 // a planned curve at a planned start
+	Hard                 // flat committed limits, open-ended
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Soft:
+		return "soft"
+	case Hard:
+		return "hard"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Reservation is a copy of one reservation's state.
+type Reservation struct {
+	ID   string
+	Kind Kind
+	// Earliest is the start SoftReserve was asked not to precede.
+	Earliest time.Time
+	// Start is the planned start (soft) or when the hard allocation was
+	// committed or restored (hard).
+	Start time.Time
+	// End is Start plus the curve's total (soft); zero for hard
+	// allocations, which last until released.
+	End time.Time
+	// Expires is when a soft reservation lapses unless committed.
+	Expires time.Time
+	// Peak is the per-dimension maximum the calendar holds for it: the
+	// sized curve's peak (soft) or the limits (hard).
+	Peak Vector
+	// Limits are the hard limits as committed or adjusted (Pids kept).
+	Limits task.Limits
+}
+
+// Reason says why a curve does not fit.
+type Reason uint8
+
+// The reasons. ReasonCapacity is permanent on this node; the others may
+// change as allocations are released or time passes.
+const (
+	ReasonNone      Reason = iota // it fits
+	ReasonCapacity                // a step needs more than the node's capacity
+	ReasonCommitted               // a step needs more than capacity minus the hard allocations
+	ReasonHorizon                 // no room before the calendar's horizon ends (or the curve is longer than it)
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonNone:
+		return "fits"
+	case ReasonCapacity:
+		return "exceeds capacity"
+	case ReasonCommitted:
+		return "exceeds capacity left by committed allocations"
+	case ReasonHorizon:
+		return "no room within the horizon"
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// Fit is the answer to "when does this curve fit?".
+type Fit struct {
+	OK     bool
+	Start  time.Time // the earliest start ≥ the asked earliest at which it fits
+	End    time.Time // Start + the curve's total
+	Reason Reason    // ReasonNone when OK
+	Dim    Dim       // the blocking dimension for ReasonCapacity/ReasonCommitted
+	Detail string    // human-readable, for logs and `show`
+}
+
+func (f Fit) String() string {
+	if f.OK {
+		return fmt.Sprintf("fits at %s", f.Start.Format(time.RFC3339Nano))
+	}
+	return f.Reason.String() + ": " + f.Detail
+}
+
+// Snapshot is the ledger's state at one instant, per dimension.
+type Snapshot struct {
+	At        time.Time
+	Capacity  Vector
+	Committed Vector // sum of hard allocations
+	SoftNow   Vector // soft reservations' usage in the slot holding At
+	SoftPeak  Vector // per-dimension maximum of soft usage over the horizon
+	// Free is Capacity - Committed - SoftNow; negative when hard
+	// allocations grew over soft plans or were restored over capacity.
+	Free       Vector
+	Soft, Hard int // counts of reservations
+	HorizonEnd time.Time
+	Generation uint64
+}
+
+// shape is a curve prepared for the calendar: offsets and durations in ns,
+// each step sized at the soft quantile in milli-units.
+type shape struct {
+	offs, durs []int64
+	sized      []qvec
+	total      int64
+	peak       qvec // per-dimension max over steps
+	least      qvec // per-dimension min over steps
+}
+
+type res struct {
+	id       string
+	kind     Kind
+	earliest int64
+	start    int64
+	ttl      time.Duration
+	expires  int64
+	hidx     int // index in the expiry heap; -1 when not in it
+	sh       shape
+	hard     qvec
+	limits   task.Limits
+}
+
+type tombstone uint8
+
+const (
+	tombReleased tombstone = iota + 1
+	tombExpired
+)
+
+// Ledger is the node's capacity calendar. Make one with New.
+type Ledger struct {
+	log      *slog.Logger
+	cfg      Config
+	capq     qvec
+	width    int64
+	notify   chan struct{}
+	gen      atomic.Uint64
+	mu       sync.Mutex
+	cal      *calendar       // guarded by mu
+	started  bool            // guarded by mu: the window's origin is set
+	hard     qvec            // guarded by mu: sum of hard allocations
+	res      map[string]*res // guarded by mu
+	exp      expHeap         // guarded by mu: soft reservations by expiry
+	tomb     map[string]tombstone
+	tombQ    []string // guarded by mu: ring of tomb keys, oldest at tombHead
+	tombHead int      // guarded by mu
+}
+
+// New returns an empty ledger. A nil log discards.
+func New(cfg Config, log *slog.Logger) (*Ledger, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("ledger config: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := int64(cfg.Horizon / cfg.SlotWidth)
+	if cfg.Horizon%cfg.SlotWidth != 0 {
+		n++
+	}
+	slots := 1 << bits.Len64(uint64(n-1))
+	l := &Ledger{
+		log:    log,
+		cfg:    cfg,
+		capq:   supply(cfg.Capacity),
+		width:  int64(cfg.SlotWidth),
+		notify: make(chan struct{}, 1),
+		cal:    newCalendar(int64(cfg.SlotWidth), slots),
+		res:    make(map[string]*res),
+		tomb:   make(map[string]tombstone),
+	}
+	if !cfg.Start.IsZero() {
+		l.cal.reset(l.cal.slotOf(cfg.Start.UnixNano()))
+		l.started = true
+	}
+	return l, nil
+}
+
+// Capacity returns the configured capacity.
+func (l *Ledger) Capacity() Vector { return l.cfg.Capacity }
+
+// Config returns the configuration with defaults filled in.
+func (l *Ledger) Config() Config { return l.cfg }
+
+// Generation increases whenever capacity may have returned to the pool
+// (release, expiry, resize, commit, lowered limits). The scheduler
+// re-evaluates its queue when it changes.
+func (l *Ledger) Generation() uint64 { return l.gen.Load() }
+
+// Notify returns a channel that receives (without blocking the ledger, at
+// most one pending value) whenever Generation increases.
+func (l *Ledger) Notify() <-chan struct{} { return l.notify }
+
+func (l *Ledger) reclaimed() {
+	l.gen.Add(1)
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+}
+
+// HardLimits sizes hard limits for a task that has run for elapsed, from
+// its curve: PHi over the next window plus the configured headroom (see
+// Curve.Hard).
+func (l *Ledger) HardLimits(c Curve, elapsed, window time.Duration) task.Limits {
+	return c.Hard(elapsed, window, l.cfg.Headroom).Limits()
+}
+
+// prepare sizes c at the soft quantile.
+func (l *Ledger) prepare(c Curve) (shape, error) {
+	if err := c.Validate(); err != nil {
+		return shape{}, fmt.Errorf("invalid curve: %w", err)
+	}
+	sh := shape{
+		offs:  make([]int64, len(c.Steps)),
+		durs:  make([]int64, len(c.Steps)),
+		sized: make([]qvec, len(c.Steps)),
+	}
+	hq := c.hiQ()
+	for i, s := range c.Steps {
+		sh.offs[i] = sh.total
+		sh.durs[i] = int64(s.Dur)
+		sh.total += int64(s.Dur)
+		sh.sized[i] = demand(s.At(l.cfg.SoftQuantile, hq))
+		sh.peak = sh.peak.max(sh.sized[i])
+		if i == 0 {
+			sh.least = sh.sized[i]
+		}
+		sh.least = sh.least.min(sh.sized[i])
+	}
+	return sh, nil
+}
+
+// toNs converts t, with the zero Time meaning "the window's start".
+func (l *Ledger) toNs(t time.Time) int64 {
+	if t.IsZero() {
+		return l.cal.origin * l.width
+	}
+	return t.UnixNano()
+}
+
+// begin sets the window's origin from the first time the ledger sees.
+func (l *Ledger) begin(t time.Time) {
+	if !l.started && !t.IsZero() {
+		l.cal.reset(l.cal.slotOf(t.UnixNano()))
+		l.started = true
+	}
+}
+
+// advance moves the calendar's window to start at now; the past is dropped.
+func (l *Ledger) advance(now time.Time) {
+	l.begin(now)
+	if now.IsZero() {
+		return
+	}
+	if l.cal.advance(l.cal.slotOf(now.UnixNano())) {
+		for _, r := range l.res {
+			if r.kind == Soft {
+				l.place(r.start, &r.sh, 1)
+			}
+		}
+	}
+}
+
+// place adds (sign 1) or removes (sign -1) shape sh started at start: each
+// slot gets the maximum of the steps that touch it, so a slot shared by two
+// steps is not counted twice.
+func (l *Ledger) place(start int64, sh *shape, sign int64) {
+	w := l.width
+	var (
+		have     bool
+		runFrom  int64
+		runTo    int64
+		runV     qvec
+		flushRun = func() {
+			if have {
+				v := runV
+				if sign < 0 {
+					v = v.neg()
+				}
+				l.cal.add(runFrom, runTo, v)
+			}
+		}
+	)
+	for k := range sh.offs {
+		a := start + sh.offs[k]
+		from, to := floorDiv(a, w), floorDiv(a+sh.durs[k]-1, w)
+		v := sh.sized[k]
+		if have && runTo == from {
+			if runFrom == runTo {
+				runV = runV.max(v)
+			} else {
+				runTo--
+				flushRun()
+				runFrom, runTo, runV = from, from, runV.max(v)
+			}
+			if to > from {
+				flushRun()
+				runFrom, runTo, runV = from+1, to, v
+			}
+			continue
+		}
+		flushRun()
+		have, runFrom, runTo, runV = true, from, to, v
+	}
+	flushRun()
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// search finds the earliest start ≥ from at which sh fits. Caller holds mu.
+//
+// From a candidate start s it checks each step's slot window against the
+// threshold capacity − hard − step; on a conflict in step k at last
+// offending slot t, no start before (t+1)·width − off_k can avoid t, so the
+// search jumps there. Starts only ever move forward, and the first start
+// with no conflict is the earliest.
+func (l *Ledger) search(sh *shape, from int64) Fit {
+	left := l.capq.sub(l.hard)
+	for k := range sh.sized {
+		if d := sh.sized[k].firstOver(l.capq); d >= 0 {
+			return Fit{Reason: ReasonCapacity, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, capacity is %g",
+				k, d, sh.sized[k].vector()[d], l.capq.vector()[d])}
+		}
+	}
+	for k := range sh.sized {
+		if d := sh.sized[k].firstOver(left); d >= 0 {
+			return Fit{Reason: ReasonCommitted, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, %g left beside committed allocations",
+				k, d, sh.sized[k].vector()[d], max(left.vector()[d], 0))}
+		}
+	}
+	w := l.width
+	end := l.cal.end() * w
+	if sh.total > end-l.cal.origin*w {
+		return Fit{Reason: ReasonHorizon, Detail: fmt.Sprintf("curve lasts %v, longer than the %v horizon",
+			time.Duration(sh.total), time.Duration(end-l.cal.origin*w))}
+	}
+	// Two necessary conditions let the search leap over a busy calendar
+	// with firstRun, which walks it free/busy stretch by stretch:
+	//  - the most constrained step (largest share of what is left) needs a
+	//    run of ⌈dur/width⌉ slots under capacity − hard − that step; under
+	//    so tight a threshold most of a busy calendar is pruned in bulk;
+	//  - a slot over loose (capacity − hard − the smallest step, per
+	//    dimension) is over for every step, so the curve starts a run of
+	//    at least ⌈total/width⌉ slots under loose.
+	// Only then are the steps checked exactly.
+	loose := left.sub(sh.least)
+	minSpan := (sh.total + w - 1) / w
+	ks, worst := 0, -1.0
+	for k, v := range sh.sized {
+		for d := range v {
+			if left[d] > 0 {
+				if f := float64(v[d]) / float64(left[d]); f > worst {
+					ks, worst = k, f
+				}
+			}
+		}
+	}
+	ksThr, ksSpan := left.sub(sh.sized[ks]), (sh.durs[ks]+w-1)/w
+	s := max(from, l.cal.origin*w)
+	k0 := 0 // the step that failed last: check it first
+	n := len(sh.sized)
+	noRoom := Fit{Reason: ReasonHorizon, Detail: fmt.Sprintf("no room before the horizon ends at %s",
+		time.Unix(0, end).UTC().Format(time.RFC3339))}
+outer:
+	for {
+		if s > end-sh.total {
+			return noRoom
+		}
+		a := l.cal.firstRun(floorDiv(s+sh.offs[ks], w), ksSpan, ksThr)
+		if a < 0 {
+			return noRoom
+		}
+		s = max(s, a*w-sh.offs[ks])
+		if s > end-sh.total {
+			return noRoom
+		}
+		if a = l.cal.firstRun(floorDiv(s, w), minSpan, loose); a < 0 {
+			return noRoom
+		}
+		s = max(s, a*w)
+		if s > end-sh.total {
+			return noRoom
+		}
+		if t := l.cal.lastOver(floorDiv(s, w), floorDiv(s+sh.total-1, w), loose); t >= 0 {
+			s = (t + 1) * w
+			continue
+		}
+		for i := range n {
+			k := (k0 + i) % n
+			a := s + sh.offs[k]
+			t := l.cal.lastOver(floorDiv(a, w), floorDiv(a+sh.durs[k]-1, w), left.sub(sh.sized[k]))
+			if t >= 0 {
+				s = (t+1)*w - sh.offs[k]
+				k0 = k
+				continue outer
+			}
+		}
+		return Fit{OK: true, Start: time.Unix(0, s), End: time.Unix(0, s+sh.total)}
+	}
+}
+
+// EarliestFit answers, without reserving anything, when curve c would fit
+// beside everything in the calendar, sized as SoftReserve would size it.
+func (l *Ledger) EarliestFit(c Curve, earliest time.Time) (Fit, error) {
+	sh, err := l.prepare(c)
+	if err != nil {
+		return Fit{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.begin(earliest)
+	return l.search(&sh, l.toNs(earliest)), nil
+}
+
+// SoftReserve places curve c, sized at the soft quantile, at the earliest
+// start ≥ earliest (zero: as soon as possible) at which it fits, and holds it
+// there until ttl after that start (ttl ≤ 0: Config.DefaultTTL) unless
+// committed, resized or released first. When it does not fit, nothing is
+// reserved and the Fit says why. An id released before may be reserved
+// again (a requeued task). Errors are for an invalid curve or a live id.
+func (l *Ledger) SoftReserve(id string, c Curve, earliest time.Time, ttl time.Duration) (Reservation, Fit, error) {
+	if id == "" {
+		return Reservation{}, Fit{}, errors.New("soft reserve: empty id")
+	}
+	sh, err := l.prepare(c)
+	if err != nil {
+		return Reservation{}, Fit{}, fmt.Errorf("soft reserve %q: %w", id, err)
+	}
+	if ttl <= 0 {
+		ttl = l.cfg.DefaultTTL
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.res[id]; ok {
+		return Reservation{}, Fit{}, fmt.Errorf("soft reserve %q: %w", id, ErrExists)
+	}
+	l.begin(earliest)
+	en := l.toNs(earliest)
+	fit := l.search(&sh, en)
+	if !fit.OK {
+		return Reservation{}, fit, nil
+	}
+	r := &res{id: id, kind: Soft, earliest: en, ttl: ttl, sh: sh}
+	l.put(r, fit.Start.UnixNano())
+	l.res[id] = r // a live reservation shadows an old tombstone of a requeued id
+	heap.Push(&l.exp, r)
+	return l.view(r), fit, nil
+}
+
+// put places r's shape at start and sets its expiry.
+func (l *Ledger) put(r *res, start int64) {
+	r.start = start
+	r.expires = start + int64(r.ttl)
+	l.place(start, &r.sh, 1)
+}
+
+// Resize replaces a soft reservation's curve (a new prediction) and moves
+// it to the earliest start ≥ its original earliest at which the new curve
+// fits, renewing its TTL from there. If the new curve does not fit, the
+// reservation is left as it was and the Fit says why.
+func (l *Ledger) Resize(id string, c Curve) (Reservation, Fit, error) {
+	sh, err := l.prepare(c)
+	if err != nil {
+		return Reservation{}, Fit{}, fmt.Errorf("resize %q: %w", id, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, err := l.lookup(id)
+	if err != nil {
+		return Reservation{}, Fit{}, fmt.Errorf("resize: %w", err)
+	}
+	if r.kind != Soft {
+		return l.view(r), Fit{}, fmt.Errorf("resize %q: %w", id, ErrCommitted)
+	}
+	l.place(r.start, &r.sh, -1)
+	fit := l.search(&sh, r.earliest)
+	if !fit.OK {
+		l.place(r.start, &r.sh, 1)
+		return l.view(r), fit, nil
+	}
+	r.sh = sh
+	l.put(r, fit.Start.UnixNano())
+	heap.Fix(&l.exp, r.hidx)
+	l.reclaimed()
+	return l.view(r), fit, nil
+}
+
+// lookup finds a live reservation or says why there is none.
+func (l *Ledger) lookup(id string) (*res, error) {
+	if r, ok := l.res[id]; ok {
+		return r, nil
+	}
+	switch l.tomb[id] {
+	case tombReleased:
+		return nil, fmt.Errorf("reservation %q: %w", id, ErrReleased)
+	case tombExpired:
+		return nil, fmt.Errorf("reservation %q: %w (%w)", id, ErrReleased, ErrExpired)
+	}
+	return nil, fmt.Errorf("reservation %q: %w", id, ErrUnknown)
+}
+
+// checkHard reports whether the hard allocations may change by giving up old
+// and taking q: every dimension that grows must stay within capacity.
+func (l *Ledger) checkHard(id string, old, q qvec) error {
+	after := l.hard.sub(old).add(q)
+	for d := range q {
+		if q[d] > old[d] && after[d] > l.capq[d] {
+			return fmt.Errorf("reservation %q: %s %g would bring committed to %g of %g: %w",
+				id, Dim(d), q.vector()[d], after.vector()[d], l.capq.vector()[d], ErrOverCapacity)
+		}
+	}
+	return nil
+}
+
+// Commit turns soft reservation id into a hard allocation of limits held
+// flat from now until Adjust or Release; its soft curve leaves the calendar.
+// A zero limit in a dimension means "not limited" to the executor and is
+// accounted as zero here. It fails with ErrOverCapacity, changing nothing,
+// when the hard allocations would exceed capacity; with ErrReleased (and
+// ErrExpired) after release or expiry.
+func (l *Ledger) Commit(id string, now time.Time, limits task.Limits) error {
+	if err := limits.Validate(); err != nil {
+		return fmt.Errorf("commit %q: %w", id, err)
+	}
+	q := demand(FromLimits(limits))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.advance(now)
+	r, err := l.lookup(id)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if r.kind != Soft {
+		return fmt.Errorf("commit %q: %w", id, ErrCommitted)
+	}
+	if err := l.checkHard(id, qvec{}, q); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	l.place(r.start, &r.sh, -1)
+	heap.Remove(&l.exp, r.hidx)
+	r.kind, r.start, r.hard, r.limits, r.sh = Hard, l.toNs(now), q, limits, shape{}
+	l.hard = l.hard.add(q)
+	l.reclaimed()
+	l.log.Debug("commit", "task", id, "limits", FromLimits(limits).String())
+	return nil
+}
+
+// Adjust changes hard allocation id's limits from now on. Dimensions that
+// grow must fit (else ErrOverCapacity, changing nothing); shrinking always
+// succeeds and returns capacity at once.
+func (l *Ledger) Adjust(id string, now time.Time, limits task.Limits) error {
+	if err := limits.Validate(); err != nil {
+		return fmt.Errorf("adjust %q: %w", id, err)
+	}
+	q := demand(FromLimits(limits))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.advance(now)
+	r, err := l.lookup(id)
+	if err != nil {
+		return fmt.Errorf("adjust: %w", err)
+	}
+	if r.kind != Hard {
+		return fmt.Errorf("adjust %q: %w", id, ErrNotCommitted)
+	}
+	if err := l.checkHard(id, r.hard, q); err != nil {
+		return fmt.Errorf("adjust: %w", err)
+	}
+	shrunk := r.hard.firstOver(q) >= 0
+	l.hard = l.hard.sub(r.hard).add(q)
+	r.hard, r.limits = q, limits
+	if shrunk {
+		l.reclaimed()
+	}
+	l.log.Debug("adjust", "task", id, "limits", FromLimits(limits).String())
+	return nil
+}
+
+// Release gives back whatever id holds, soft or hard, at once. It is
+// idempotent and safe for an id never reserved; it reports whether it
+// released anything.
+func (l *Ledger) Release(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.res[id]
+	if !ok {
+		return false
+	}
+	l.drop(r, tombReleased)
+	l.reclaimed()
+	l.log.Debug("release", "task", id, "kind", r.kind.String())
+	return true
+}
+
+// drop removes live reservation r and leaves a tombstone.
+func (l *Ledger) drop(r *res, why tombstone) {
+	switch r.kind {
+	case Soft:
+		l.place(r.start, &r.sh, -1)
+		if r.hidx >= 0 {
+			heap.Remove(&l.exp, r.hidx)
+		}
+	case Hard:
+		l.hard = l.hard.sub(r.hard)
+	}
+	delete(l.res, r.id)
+	l.bury(r.id, why)
+}
+
+func (l *Ledger) bury(id string, why tombstone) {
+	if l.cfg.Tombstones == 0 {
+		return
+	}
+	if _, ok := l.tomb[id]; !ok {
+		if len(l.tombQ) < l.cfg.Tombstones {
+			l.tombQ = append(l.tombQ, id)
+		} else {
+			old := l.tombQ[l.tombHead]
+			if _, live := l.res[old]; !live {
+				delete(l.tomb, old)
+			}
+			l.tombQ[l.tombHead] = id
+			l.tombHead = (l.tombHead + 1) % len(l.tombQ)
+		}
+	}
+	l.tomb[id] = why
+}
+
+// Restore records a hard allocation that survived a daemon restart: limits
+// held since start. It is not checked against capacity — the task is
+// running whatever the ledger thinks — so a Snapshot may show Free below
+// zero until something is released. It fails only for an invalid
+// argument or a live id.
+func (l *Ledger) Restore(id string, start time.Time, limits task.Limits) error {
+	if id == "" {
+		return errors.New("restore: empty id")
+	}
+	if err := limits.Validate(); err != nil {
+		return fmt.Errorf("restore %q: %w", id, err)
+	}
+	q := demand(FromLimits(limits))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.begin(start)
+	if _, ok := l.res[id]; ok {
+		return fmt.Errorf("restore %q: %w", id, ErrExists)
+	}
+	r := &res{id: id, kind: Hard, start: l.toNs(start), earliest: l.toNs(start), hidx: -1, hard: q, limits: limits}
+	l.res[id] = r
+	l.hard = l.hard.add(q)
+	return nil
+}
+
+// Expire releases the soft reservations whose TTL has run out by now and
+// returns them (as they were), earliest expiry first.
+func (l *Ledger) Expire(now time.Time) []Reservation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.advance(now)
+	nowNs := l.toNs(now)
+	var out []Reservation
+	for len(l.exp) > 0 && l.exp[0].expires <= nowNs {
+		r := l.exp[0]
+		out = append(out, l.view(r))
+		l.drop(r, tombExpired)
+		l.log.Debug("expire", "task", r.id)
+	}
+	if len(out) > 0 {
+		l.reclaimed()
+	}
+	return out
+}
+
+// Get returns reservation id.
+func (l *Ledger) Get(id string) (Reservation, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, err := l.lookup(id)
+	if err != nil {
+		return Reservation{}, err
+	}
+	return l.view(r), nil
+}
+
+// Free returns what is neither committed nor soft-reserved at instant at
+// (capacity − hard − soft in at's slot). Instants before the calendar's
+// window count as its first slot; beyond the horizon only hard
+// allocations count. Negative when overbooked.
+func (l *Ledger) Free(at time.Time) Vector {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.capq.sub(l.hard).sub(l.softAt(at)).vector()
+}
+
+func (l *Ledger) softAt(at time.Time) qvec {
+	s := max(l.cal.slotOf(l.toNs(at)), l.cal.origin)
+	return l.cal.at(s)
+}
+
+// Snapshot moves the calendar to now and reports it.
+func (l *Ledger) Snapshot(now time.Time) Snapshot {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.advance(now)
+	soft := l.softAt(now)
+	s := Snapshot{
+		At:         now,
+		Capacity:   l.cfg.Capacity,
+		Committed:  l.hard.vector(),
+		SoftNow:    soft.vector(),
+		SoftPeak:   l.cal.peak().vector(),
+		Free:       l.capq.sub(l.hard).sub(soft).vector(),
+		HorizonEnd: time.Unix(0, l.cal.end()*l.width),
+		Generation: l.gen.Load(),
+	}
+	for _, r := range l.res {
+		if r.kind == Soft {
+			s.Soft++
+		} else {
+			s.Hard++
+		}
+	}
+	return s
+}
+
+func (l *Ledger) view(r *res) Reservation {
+	v := Reservation{ID: r.id, Kind: r.kind, Earliest: time.Unix(0, r.earliest), Start: time.Unix(0, r.start), Limits: r.limits}
+	if r.kind == Soft {
+		v.End = time.Unix(0, r.start+r.sh.total)
+		v.Expires = time.Unix(0, r.expires)
+		v.Peak = r.sh.peak.vector()
+	} else {
+		v.Peak = r.hard.vector()
+	}
+	return v
+}
+
+// expHeap orders soft reservations by expiry (then id, for determinism).
+type expHeap []*res
+
+func (h expHeap) Len() int { return len(h) }
+func (h expHeap) Less(i, j int) bool {
+	if h[i].expires != h[j].expires {
+		return h[i].expires < h[j].expires
+	}
+	return h[i].id < h[j].id
+}
+func (h expHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *expHeap) Push(x any) {
+	r := x.(*res)
+	r.hidx = len(*h)
+	*h = append(*h, r)
+}
+func (h *expHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	r.hidx = -1
+	return r
+}

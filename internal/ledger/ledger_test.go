@@ -1,0 +1,349 @@
+package ledger
+
+import (
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+func newTest(t *testing.T, cfg Config) *Ledger {
+	t.Helper()
+	if cfg.Capacity == (Vector{}) {
+		cfg.Capacity = Vector{CPU: 4, Memory: 1000, IO: 100, Net: 100}
+	}
+	if cfg.SlotWidth == 0 {
+		cfg.SlotWidth = time.Second
+	}
+	if cfg.Horizon == 0 {
+		cfg.Horizon = time.Minute
+	}
+	if cfg.Start.IsZero() {
+		cfg.Start = t0
+	}
+	l, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestCurveValidate(t *testing.T) {
+	ok := Step{Dur: time.Second, P50: Vector{CPU: 1}, PHi: Vector{CPU: 2}}
+	tests := []struct {
+		name string
+		c    Curve
+		want string // substring of the error; "" = valid
+	}{
+		{"valid", Curve{Steps: []Step{ok}}, ""},
+		{"valid hiq", Curve{HiQ: 0.99, Steps: []Step{ok, ok}}, ""},
+		{"empty", Curve{}, "no steps"},
+		{"zero duration", Curve{Steps: []Step{{P50: Vector{CPU: 1}, PHi: Vector{CPU: 1}}}}, "not positive"},
+		{"negative amount", Curve{Steps: []Step{{Dur: 1, P50: Vector{Memory: -1}}}}, "out of range"},
+		{"nan", Curve{Steps: []Step{{Dur: 1, PHi: Vector{IO: nanf()}}}}, "out of range"},
+		{"phi below p50", Curve{Steps: []Step{{Dur: 1, P50: Vector{CPU: 2}, PHi: Vector{CPU: 1}}}}, "below p50"},
+		{"hiq 0.5", Curve{HiQ: 0.5, Steps: []Step{ok}}, "quantile"},
+		{"hiq 1", Curve{HiQ: 1, Steps: []Step{ok}}, "quantile"},
+		{"too many steps", Curve{Steps: make([]Step, MaxSteps+1)}, "more than"},
+		{"overflow", Curve{Steps: []Step{{Dur: 1 << 62}, {Dur: 1 << 62}}}, "overflows"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func nanf() float64 { z := 0.0; return z / z }
+
+func TestStepAt(t *testing.T) {
+	s := Step{Dur: 1, P50: Vector{CPU: 1, Memory: 100}, PHi: Vector{CPU: 3, Memory: 100}}
+	tests := []struct {
+		name string
+		q    float64
+		want Vector
+	}{
+		{"median", 0.5, s.P50},
+		{"below median", 0.1, s.P50},
+		{"hi", 0.9, s.PHi},
+		{"above hi", 0.99, s.PHi},
+		{"between", 0.7, Vector{CPU: 2, Memory: 100}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.At(tt.q, 0.9); got != tt.want && got.Sub(tt.want).Max(tt.want.Sub(got)).LessEq(Vector{1e-9, 1e-9, 1e-9, 1e-9}) == false {
+				t.Fatalf("At(%v) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCurveHard(t *testing.T) {
+	c := Curve{Steps: []Step{
+		{Dur: 10 * time.Second, PHi: Vector{Memory: 100, CPU: 2}},
+		{Dur: 10 * time.Second, PHi: Vector{Memory: 400, CPU: 1}},
+		{Dur: 10 * time.Second, PHi: Vector{Memory: 200, CPU: 1}},
+	}}
+	h := Vector{CPU: 0, Memory: 0.5}
+	tests := []struct {
+		name            string
+		elapsed, window time.Duration
+		want            Vector
+	}{
+		{"first window", 0, 5 * time.Second, Vector{CPU: 2, Memory: 150}},
+		{"window reaching step 2", 5 * time.Second, 10 * time.Second, Vector{CPU: 2, Memory: 600}},
+		{"rest of curve", 15 * time.Second, 0, Vector{CPU: 1, Memory: 600}},
+		{"last step", 25 * time.Second, time.Second, Vector{CPU: 1, Memory: 300}},
+		{"outlived the curve", time.Minute, time.Second, Vector{CPU: 1, Memory: 300}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := c.Hard(tt.elapsed, tt.window, h); got != tt.want {
+				t.Fatalf("Hard(%v, %v) = %v, want %v", tt.elapsed, tt.window, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNodeCapacity(t *testing.T) {
+	hw := Vector{CPU: 8, Memory: 16000, IO: 10000, Net: 1000}
+	tests := []struct {
+		name    string
+		n       NodeConfig
+		want    Vector
+		wantErr bool
+	}{
+		{"all of it", NodeConfig{}, hw, false},
+		{"reserve", NodeConfig{Reserve: Vector{CPU: 0.5, Memory: 1000}}, Vector{CPU: 7.5, Memory: 15000, IO: 10000, Net: 1000}, false},
+		{"capped", NodeConfig{Reserve: Vector{CPU: 1}, Cap: Vector{CPU: 2, Memory: 4096}}, Vector{CPU: 2, Memory: 4096, IO: 10000, Net: 1000}, false},
+		{"cap above detected", NodeConfig{Cap: Vector{CPU: 64}}, hw, false},
+		{"reserve eats io", NodeConfig{Reserve: Vector{IO: 20000}}, Vector{CPU: 8, Memory: 16000, Net: 1000}, false},
+		{"reserve eats memory", NodeConfig{Reserve: Vector{Memory: 16000}}, Vector{}, true},
+		{"negative reserve", NodeConfig{Reserve: Vector{CPU: -1}}, Vector{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.n.Capacity(hw)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("Capacity() = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseMeminfo(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    float64
+		wantErr bool
+	}{
+		{"typical", "MemTotal:       24589928 kB\nMemFree:         1000 kB\n", 24589928.0 / 1024, false},
+		{"not first", "Foo: 1\nMemTotal: 2048 kB\n", 2, false},
+		{"missing", "MemFree: 1 kB\n", 0, true},
+		{"bad unit", "MemTotal: 2048 MB\n", 0, true},
+		{"bad number", "MemTotal: x kB\n", 0, true},
+		{"zero", "MemTotal: 0 kB\n", 0, true},
+		{"empty", "", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseMeminfo(strings.NewReader(tt.in))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("parseMeminfo() = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzParseMeminfo(f *testing.F) {
+	f.Add("MemTotal:       24589928 kB\n")
+	f.Add("MemTotal: 1\n")
+	f.Add("MemTotal:\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		mb, err := parseMeminfo(strings.NewReader(s))
+		if err == nil && !(mb > 0 && mb <= maxAmount) {
+			t.Fatalf("parseMeminfo(%q) = %v without error", s, mb)
+		}
+	})
+}
+
+func TestDetect(t *testing.T) {
+	v, err := Detect(0, 0)
+	if runtime.GOOS != "linux" {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Fatalf("Detect on %s: %v, want ErrUnsupported", runtime.GOOS, err)
+		}
+		t.Skip("Detect reads /proc/meminfo, which exists only on Linux")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[CPU] != float64(runtime.NumCPU()) || v[Memory] <= 0 || v[IO] != DefaultIOPS || v[Net] != DefaultNetMbps {
+		t.Fatalf("Detect() = %v", v)
+	}
+	if _, err := Detect(-1, 0); err == nil {
+		t.Fatal("Detect(-1, 0) accepted a negative iops")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Vector{CPU: 1, Memory: 1}
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no cpu", Config{Capacity: Vector{Memory: 1}}},
+		{"negative", Config{Capacity: Vector{CPU: 1, Memory: 1, IO: -1}}},
+		{"tiny slot", Config{Capacity: good, SlotWidth: time.Microsecond}},
+		{"horizon below slot", Config{Capacity: good, SlotWidth: time.Second, Horizon: time.Millisecond}},
+		{"horizon too long", Config{Capacity: good, SlotWidth: time.Millisecond, Horizon: 24 * time.Hour}},
+		{"quantile", Config{Capacity: good, SoftQuantile: 1}},
+		{"headroom", Config{Capacity: good, Headroom: Vector{CPU: -0.1}}},
+		{"ttl", Config{Capacity: good, DefaultTTL: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := New(tt.cfg, nil); err == nil {
+				t.Fatalf("New(%+v) accepted a bad config", tt.cfg)
+			}
+		})
+	}
+	l, err := New(Config{Capacity: good}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := l.Config(); c.SlotWidth != DefaultSlotWidth || c.Horizon != DefaultHorizon || c.Headroom != DefaultHeadroom || c.SoftQuantile != 0.5 {
+		t.Fatalf("defaults not filled: %+v", c)
+	}
+}
+
+// TestPeaksDontOverlap is the golden scenario, asserted directly.
+func TestPeaksDontOverlap(t *testing.T) {
+	l := newTest(t, Config{})
+	early := Curve{Steps: []Step{{Dur: 10 * time.Second, P50: Vector{Memory: 800}, PHi: Vector{Memory: 900}}, {Dur: 20 * time.Second, P50: Vector{Memory: 100}, PHi: Vector{Memory: 150}}}}
+	late := Curve{Steps: []Step{{Dur: 20 * time.Second, P50: Vector{Memory: 100}, PHi: Vector{Memory: 150}}, {Dur: 10 * time.Second, P50: Vector{Memory: 800}, PHi: Vector{Memory: 900}}}}
+	for _, c := range []struct {
+		id string
+		c  Curve
+	}{{"early", early}, {"late", late}} {
+		_, fit, err := l.SoftReserve(c.id, c.c, t0, 0)
+		if err != nil || !fit.OK || !fit.Start.Equal(t0) {
+			t.Fatalf("%s: %v, %v; want a fit at the start", c.id, fit, err)
+		}
+	}
+	if p := l.Snapshot(t0).SoftPeak[Memory]; p != 900 {
+		t.Fatalf("soft peak memory %v, want 900 (800 + 100), not the 1600 of the peaks' sum", p)
+	}
+	// Sized at PHi (q=0.95 ≥ HiQ), the peaks (900 + 150) no longer fit
+	// beside each other: the second task moves.
+	l2 := newTest(t, Config{SoftQuantile: 0.95})
+	l2.SoftReserve("early", early, t0, 0)
+	_, fit, _ := l2.SoftReserve("late", late, t0, 0)
+	if !fit.OK || !fit.Start.After(t0) {
+		t.Fatalf("at PHi: %v, want a later start", fit)
+	}
+}
+
+func TestReleaseContracts(t *testing.T) {
+	l := newTest(t, Config{})
+	c := Flat(10*time.Second, Vector{CPU: 1}, Vector{CPU: 2})
+	if l.Release("nothing") {
+		t.Fatal("release without reserve released something")
+	}
+	if _, err := l.Get("nothing"); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("Get(unknown) = %v, want ErrUnknown", err)
+	}
+	if _, _, err := l.SoftReserve("a", c, t0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.SoftReserve("a", c, t0, 0); !errors.Is(err, ErrExists) {
+		t.Fatalf("second reserve of a: %v, want ErrExists", err)
+	}
+	if err := l.Adjust("a", t0, task.Limits{CPUCores: 1}); !errors.Is(err, ErrNotCommitted) {
+		t.Fatalf("adjust soft: %v, want ErrNotCommitted", err)
+	}
+	gen := l.Generation()
+	for i, want := range []bool{true, false, false} {
+		if got := l.Release("a"); got != want {
+			t.Fatalf("release #%d = %v, want %v", i+1, got, want)
+		}
+	}
+	if l.Generation() != gen+1 {
+		t.Fatalf("generation %d after one release from %d", l.Generation(), gen)
+	}
+	select {
+	case <-l.Notify():
+	default:
+		t.Fatal("release did not notify")
+	}
+	for name, err := range map[string]error{
+		"commit": l.Commit("a", t0, task.Limits{CPUCores: 1}),
+		"adjust": l.Adjust("a", t0, task.Limits{CPUCores: 1}),
+		"resize": func() error { _, _, err := l.Resize("a", c); return err }(),
+	} {
+		if !errors.Is(err, ErrReleased) || errors.Is(err, ErrExpired) {
+			t.Fatalf("%s after release: %v, want ErrReleased", name, err)
+		}
+	}
+	if f := l.Free(t0); f != l.Capacity() {
+		t.Fatalf("free after release %v, want all of %v", f, l.Capacity())
+	}
+}
+
+func TestResizeThatDoesNotFitKeepsTheReservation(t *testing.T) {
+	l := newTest(t, Config{})
+	r, _, err := l.SoftReserve("a", Flat(10*time.Second, Vector{CPU: 1}, Vector{CPU: 1}), t0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, fit, err := l.Resize("a", Flat(10*time.Second, Vector{CPU: 5}, Vector{CPU: 5}))
+	if err != nil || fit.OK || fit.Reason != ReasonCapacity || fit.Dim != CPU {
+		t.Fatalf("resize beyond capacity: %+v, %v", fit, err)
+	}
+	if got != r || l.Snapshot(t0).SoftNow[CPU] != 1 {
+		t.Fatalf("reservation changed to %+v (was %+v)", got, r)
+	}
+	if err := l.Commit("a", t0, task.Limits{CPUCores: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Resize("a", Flat(time.Second, Vector{}, Vector{})); !errors.Is(err, ErrCommitted) {
+		t.Fatalf("resize hard: %v, want ErrCommitted", err)
+	}
+	if err := l.Commit("a", t0, task.Limits{CPUCores: 1}); !errors.Is(err, ErrCommitted) {
+		t.Fatalf("second commit: %v, want ErrCommitted", err)
+	}
+}
+
+func TestTombstonesAreBounded(t *testing.T) {
+	l := newTest(t, Config{Tombstones: 2})
+	for _, id := range []string{"a", "b", "c"} {
+		if _, _, err := l.SoftReserve(id, Flat(time.Second, Vector{CPU: 1}, Vector{CPU: 1}), t0, 0); err != nil {
+			t.Fatal(err)
+		}
+		l.Release(id)
+	}
+	if _, err := l.Get("a"); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("oldest tombstone: %v, want ErrUnknown (forgotten)", err)
+	}
+	for _, id := range []string{"b", "c"} {
+		if _, err := l.Get(id); !errors.Is(err, ErrReleased) {
+			t.Fatalf("%s: %v, want ErrReleased", id, err)
+		}
+	}
+}
+
+func TestHardLimits(t *testing.T) {
+	l := newTest(t, Config{Headroom: Vector{Memory: 0.2}})
+	c := Curve{Steps: []Step{{Dur: time.Minute, P50: Vector{CPU: 1, Memory: 100}, PHi: Vector{CPU: 1.5, Memory: 500}}}}
+	got := l.HardLimits(c, 0, time.Minute)
+	if got.CPUCores != 1.5 || got.MemoryMB != 600 {
+		t.Fatalf("HardLimits = %+v, want cpu 1.5 memory 600", got)
+	}
+}
