@@ -1,0 +1,7 @@
+//go:build !linux
+
+package profile
+
+import "testing"
+
+func benchSampleCgroup(*testing.B) {}

@@ -1,0 +1,38 @@
+//go:build !linux
+
+package profile
+
+import "log/slog"
+
+// NetMonitor counts network bytes per cgroup with eBPF on Linux; on this
+// platform OpenNetMonitor always fails with ErrNotSupported and a nil
+// *NetMonitor is the only one there is.
+type NetMonitor struct{}
+
+// OpenNetMonitor returns ErrNotSupported: eBPF cgroup programs are Linux
+// only.
+func OpenNetMonitor(v2Root string, logger *slog.Logger) (*NetMonitor, error) {
+	return nil, ErrNotSupported
+}
+
+// Counters reports nothing: ok is false.
+func (m *NetMonitor) Counters(cgroupID uint64) (rxBytes, txBytes uint64, ok bool) { return 0, 0, false }
+
+// Drops reports nothing: ok is false.
+func (m *NetMonitor) Drops(cgroupID uint64) (rxPackets, txPackets uint64, ok bool) {
+	return 0, 0, false
+}
+
+// Forget returns ErrNotSupported.
+func (m *NetMonitor) Forget(cgroupID uint64) error { return ErrNotSupported }
+
+// SetNetLimit returns ErrNotSupported.
+func (m *NetMonitor) SetNetLimit(cgroupID uint64, mbps float64) error { return ErrNotSupported }
+
+// ClearNetLimit does nothing.
+func (m *NetMonitor) ClearNetLimit(cgroupID uint64) {}
+
+// Close does nothing.
+func (m *NetMonitor) Close() error { return nil }
+
+func (m *NetMonitor) lookup(id *uint64, v *netValue) (bool, error) { return false, ErrNotSupported }
