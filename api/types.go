@@ -1,0 +1,155 @@
+package api
+
+import (
+	"fmt"
+	"time"
+)
+
+// Task states, as in State fields.
+const (
+	StateQueued    = "queued"
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+	StateCancelled = "cancelled"
+)
+
+// TerminalState reports whether s is a final state.
+func TerminalState(s string) bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
+
+// Limits are hard resource limits; a zero field means unlimited.
+type Limits struct {
+	CPUCores float64 `json:"cpu_cores"`
+	MemoryMB float64 `json:"memory_mb"`
+	IOPS     float64 `json:"iops"`
+	NetMbps  float64 `json:"net_mbps"`
+	Pids     int64   `json:"pids,omitempty"`
+}
+
+// Spec is what to run. Env is the task's whole environment (PATH in it
+// resolves Argv[0]); Dir its working directory, which must be absolute.
+type Spec struct {
+	Argv   []string `json:"argv"`
+	Inputs []string `json:"inputs,omitempty"`
+	Env    []string `json:"env,omitempty"`
+	Dir    string   `json:"dir,omitempty"`
+	Limits Limits   `json:"limits"`
+}
+
+// SubmitRequest is the body of POST /v1/tasks.
+type SubmitRequest struct {
+	Spec Spec `json:"spec"`
+	// Requests is what the scheduler reserves for the task (CPU cores and
+	// memory MB are used). Nil means the task's limits where set, else the
+	// daemon's default request.
+	Requests *Limits `json:"requests,omitempty"`
+}
+
+// Stats is peak or mean per dimension; nil = unavailable, never zero.
+type Stats struct {
+	CPUPct   *float64 `json:"cpu_pct"`
+	MemoryMB *float64 `json:"memory_mb"`
+	IOPS     *float64 `json:"iops"`
+	NetMbps  *float64 `json:"net_mbps"`
+}
+
+// Owner is the user a task runs as.
+type Owner struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
+}
+
+// Task is the daemon's account of one task.
+type Task struct {
+	ID          string     `json:"id"`
+	Signature   string     `json:"signature"`
+	State       string     `json:"state"`
+	ExitCode    *int       `json:"exit_code"`
+	Signal      string     `json:"signal,omitempty"`
+	OOMKilled   bool       `json:"oom_killed"`
+	Error       string     `json:"error,omitempty"`
+	Spec        Spec       `json:"spec"`
+	Limits      Limits     `json:"limits"`
+	Requests    Limits     `json:"requests"`
+	Peak        Stats      `json:"peak"`
+	Mean        Stats      `json:"mean"`
+	Samples     int        `json:"samples"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	StartedAt   *time.Time `json:"started_at"`
+	FinishedAt  *time.Time `json:"finished_at"`
+	DurationS   float64    `json:"duration_s"`
+	InputBytes  int64      `json:"input_bytes"`
+	LogDir      string     `json:"log_dir,omitempty"`
+	Owner       Owner      `json:"owner"`
+	// Attempt counts starts lost to a daemon restart before this one (0 for
+	// a task that never had to be retried).
+	Attempt int `json:"attempt"`
+}
+
+// Point is one sample of a task's curve; nil = unavailable.
+type Point struct {
+	Time       time.Time `json:"time"`
+	CPUPct     *float64  `json:"cpu_pct"`
+	MemoryMB   *float64  `json:"memory_mb"`
+	RSSMB      *float64  `json:"rss_mb"`
+	PeakMB     *float64  `json:"peak_mb"`
+	IOPS       *float64  `json:"iops"`
+	NetInMbps  *float64  `json:"net_in_mbps"`
+	NetOutMbps *float64  `json:"net_out_mbps"`
+}
+
+// Resources are amounts the scheduler hands out.
+type Resources struct {
+	CPUCores float64 `json:"cpu_cores"`
+	MemoryMB float64 `json:"memory_mb"`
+}
+
+// NodeStatus is the body of GET /v1/node.
+type NodeStatus struct {
+	Capacity   Resources `json:"capacity"`
+	Used       Resources `json:"used"`
+	Running    int       `json:"running"`
+	Queued     int       `json:"queued"`
+	MaxRunning int       `json:"max_running"`
+	MaxQueue   int       `json:"max_queue"`
+	Policy     string    `json:"policy"`
+	PID        int       `json:"pid"`
+	StartedAt  time.Time `json:"started_at"`
+}
+
+// Event is one Server-Sent Event of GET /v1/events ("event: task").
+type Event struct {
+	Type string `json:"type"` // "task"
+	Task Task   `json:"task"`
+}
+
+// Error is the body of every 4xx and 5xx reply.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`            // machine-readable, e.g. "limit_exceeded", "not_found"
+	Message string `json:"error"`           // one line for humans
+	Limit   string `json:"limit,omitempty"` // the input limit that refused the request
+}
+
+func (e *Error) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+	}
+	return e.Message
+}
+
+// Error codes.
+const (
+	CodeBadRequest      = "bad_request"
+	CodeLimitExceeded   = "limit_exceeded"
+	CodeQueueFull       = "queue_full"
+	CodeNotFound        = "not_found"
+	CodeProgramNotFound = "program_not_found"
+	CodeUnauthorized    = "unauthorized"
+	CodeForbidden       = "forbidden"
+	CodeConflict        = "conflict"
+	CodeInternal        = "internal"
+	CodeUnavailable     = "unavailable"
+)

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/prescient-sched/prescient/internal/daemon"
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var (
+		cfg         daemon.Config
+		cpu, memory string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Prescient daemon: queue, run, profile and record tasks submitted to it",
+		Long: `Serve runs the daemon. It owns the task queue (durable: a task is fsynced to the store
+before it is accepted), starts queued tasks as capacity allows, each under a small shim
+that outlives a daemon crash, profiles them into the store, and serves the HTTP/JSON API
+(docs/api.md) on a unix socket only its owner may use (mode 0600; 0660 for
+--socket-group). Tasks run as the user who submitted them (the socket's peer credentials).
+
+TCP is off unless --listen is given; it then needs --token-file (a bearer token, file mode
+0600, whose owner is who TCP callers act as), and a non-loopback address needs
+--tls-cert and --tls-key.
+
+Capacity: --cpu and --memory cap what tasks may reserve; the default is the machine minus
+a system reserve (10% of the CPUs, at least 0.2 core; 10% of memory, 512 MiB to 4 GiB).
+A task reserves its declared --cpu/--memory, or 0.1 core and 64 MiB.
+
+SIGINT or SIGTERM stops the daemon; running tasks go on, and the next daemon started on
+the same state directory picks them up.`,
+		Example: `  prescient serve
+  prescient serve --socket-group prescient --cpu 8 --memory 16G
+  prescient serve --listen 127.0.0.1:7070 --token-file /etc/prescient/token`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpu != "" {
+				v, err := task.ParseCPU(cpu)
+				if err != nil {
+					return usageError{fmt.Errorf("--cpu: %w", err)}
+				}
+				cfg.CPU = v
+			}
+			if memory != "" {
+				b, err := task.ParseSize(memory)
+				if err != nil {
+					return usageError{fmt.Errorf("--memory: %w", err)}
+				}
+				cfg.MemoryMB = float64(b) / (1 << 20)
+			}
+			cfg.StateDir = g.stateDir
+			cfg.Socket = g.socket
+			if cfg.Socket == "" {
+				cfg.Socket = os.Getenv("PRESCIENT_SOCKET")
+			}
+			if cfg.Socket == "" {
+				cfg.Socket = defaultSocket(g.stateDir)
+			}
+			cfg.Logger = g.logger()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			cfg.Registerer, cfg.Gatherer = reg, reg
+			return serve(cmd.Context(), g, cfg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.SocketGroup, "socket-group", "", "let this group (name or gid) use the socket too (mode 0660)")
+	fl.StringVar(&cpu, "cpu", "", "CPU cores tasks may reserve (default: the machine minus the reserve)")
+	fl.StringVar(&memory, "memory", "", "memory tasks may reserve, e.g. 16G (default: the machine minus the reserve)")
+	fl.IntVar(&cfg.MaxRunning, "max-running", daemon.DefaultMaxRunning, "most tasks running at once")
+	fl.IntVar(&cfg.MaxQueue, "max-queue", daemon.DefaultMaxQueue, "most tasks queued; more are refused (HTTP 429)")
+	fl.IntVar(&cfg.MaxAttempts, "max-attempts", daemon.DefaultMaxAttempts, "starts of a task whose run is lost (shim killed) before it is failed")
+	fl.DurationVar(&cfg.Interval, "interval", time.Second, "sampling interval (100ms or more)")
+	fl.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", daemon.DefaultLogMaxBytes, "rotate a task's stdout.log/stderr.log beyond this size")
+	fl.IntVar(&cfg.LogKeep, "log-keep", daemon.DefaultLogKeep, "rotated log files kept per stream")
+	fl.StringVar(&cfg.Listen, "listen", "", "also serve TCP on this address (needs --token-file)")
+	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token TCP callers must send")
+	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate for --listen")
+	fl.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key for --listen")
+	return cmd
+}
+
+// serve is the one place that handles the daemon's signals.
+func serve(ctx context.Context, g *globals, cfg daemon.Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	d, err := daemon.New(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stderr, "prescient: serving on %s (state in %s)\n", cfg.Socket, cfg.StateDir)
+	runErr := d.Run(ctx)
+	if err := d.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	return runErr
+}
+
+func newShimCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "shim RUNDIR",
+		Short:  "Run one task for the daemon (internal)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return daemon.RunShim(args[0])
+		},
+	}
+}

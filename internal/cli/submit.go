@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/prescient-sched/prescient/api"
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+func newSubmitCmd(g *globals) *cobra.Command {
+	var f runFlags
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "submit [flags] -- CMD [ARGS...]",
+		Short: "Queue a task on the daemon and print its id",
+		Long: `Submit queues CMD on the daemon (it must be running: prescient serve) and prints the
+task's id as soon as the task is durably accepted. The task runs as you, in the current
+directory, with the current environment. With --wait, submit waits for the end (a
+spinner on a terminal) and exits with the task's exit code, like run. With --json it
+prints the task as JSON.`,
+		Example: `  prescient submit -- ./train.sh
+  id=$(prescient submit --cpu 2 --memory 4G -- make -j2) && prescient logs -f "$id"`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := submitRequest(f, args)
+			if err != nil {
+				return err
+			}
+			c, _, err := g.dial(cmd.Context())
+			if err != nil {
+				return &exitError{exitPrescient, err}
+			}
+			defer c.Close()
+			t, err := c.Submit(cmd.Context(), req)
+			if err != nil {
+				return submitError(err)
+			}
+			if !wait {
+				if f.json {
+					return writeJSON(g.stdout, t)
+				}
+				fmt.Fprintln(g.stdout, t.ID)
+				return nil
+			}
+			if !f.json {
+				fmt.Fprintln(g.stdout, t.ID)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
+			final, err := waitTask(ctx, g, c, t, true)
+			if err != nil {
+				return &exitError{exitPrescient, err}
+			}
+			return finishRemote(g, final, f.json)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.inputs, "input", nil, "a file or directory the task reads (repeatable)")
+	fl.StringVar(&f.cpu, "cpu", "", "CPU limit in cores (also what is reserved)")
+	fl.StringVar(&f.memory, "memory", "", "memory limit (also what is reserved)")
+	fl.StringVar(&f.iops, "iops", "", "block IO limit in operations per second")
+	fl.BoolVar(&wait, "wait", false, "wait for the task to end and exit with its code")
+	fl.BoolVar(&f.json, "json", false, "print the task as JSON")
+	return cmd
+}
+
+// submitRequest builds the request for CMD in the current directory and
+// environment.
+func submitRequest(f runFlags, argv []string) (api.SubmitRequest, error) {
+	limits, err := f.limits()
+	if err != nil {
+		return api.SubmitRequest{}, err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return api.SubmitRequest{}, &exitError{exitPrescient, fmt.Errorf("working directory: %w", err)}
+	}
+	return api.SubmitRequest{Spec: api.Spec{
+		Argv: argv, Inputs: f.inputs, Env: os.Environ(), Dir: cwd, Limits: api.Limits(limits),
+	}}, nil
+}
+
+// submitError maps a refused submit to run's exit codes.
+func submitError(err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.CodeProgramNotFound {
+		return &exitError{exitNotFound, errors.New(ae.Message)}
+	}
+	if errors.As(err, &ae) {
+		return &exitError{exitPrescient, errors.New(ae.Message)}
+	}
+	return &exitError{exitPrescient, err}
+}
+
+// finishRemote prints a finished daemon task as run does and returns its
+// exit code.
+func finishRemote(g *globals, t *api.Task, asJSON bool) error {
+	rec := fromAPI(t)
+	if asJSON {
+		if err := writeJSON(g.stdout, viewOf(rec, nil)); err != nil {
+			return err
+		}
+	}
+	if rec.StartedAt == nil && rec.State == task.Failed {
+		code := exitPrescient
+		if strings.Contains(rec.Error, "not executable") {
+			code = exitNotExec
+		}
+		return &exitError{code, errors.New(rec.Error)}
+	}
+	if !asJSON {
+		printSummary(g.stderr, rec)
+	}
+	return &exitError{code: taskExitCode(rec)}
+}
+
+// runRemote is `run` through the daemon: submit, stream the output, wait,
+// summarise, exit with the task's code. Ctrl-C cancels the task.
+func runRemote(ctx context.Context, g *globals, c *api.Client, f runFlags, argv []string) error {
+	req, err := submitRequest(f, argv)
+	if err != nil {
+		return err
+	}
+	t, err := c.Submit(ctx, req)
+	if err != nil {
+		return submitError(err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	var wg sync.WaitGroup
+	if !f.json {
+		for _, s := range []struct {
+			name string
+			w    io.Writer
+		}{{"stdout", g.stdout}, {"stderr", g.stderr}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = followLog(ctx, c, t.ID, s.name, s.w)
+			}()
+		}
+	}
+	final, err := waitTask(ctx, g, c, t, f.json)
+	wg.Wait()
+	if err != nil {
+		return &exitError{exitPrescient, err}
+	}
+	return finishRemote(g, final, f.json)
+}
+
+// followLog copies one stream of a task's output to w until the task ends.
+func followLog(ctx context.Context, c *api.Client, id, stream string, w io.Writer) error {
+	rc, err := c.Logs(ctx, id, stream, true)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(w, rc)
+	return err
+}

@@ -1,0 +1,219 @@
+package daemon
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/prescient-sched/prescient/api"
+	"github.com/prescient-sched/prescient/internal/executor"
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxRunning  = 64
+	DefaultMaxQueue    = 100_000
+	DefaultMaxAttempts = 3
+	DefaultLogMaxBytes = 64 << 20
+	DefaultLogKeep     = 2
+)
+
+// DefaultRequest is what a task without declared CPU or memory reserves.
+var DefaultRequest = task.Limits{CPUCores: 0.1, MemoryMB: 64}
+
+// Config configures a Daemon. Zero fields take the defaults documented on
+// each; validate fills them in.
+type Config struct {
+	// StateDir holds tasks.db, tsdb/, logs/<id>/ and run/<id>/.
+	StateDir string
+	// Socket is the unix socket path; it is created mode 0600 (0660 with
+	// SocketGroup) and replaced if stale. Empty: no unix socket (tests).
+	Socket string
+	// SocketGroup, a group name or gid, may use the socket too.
+	SocketGroup string
+	// Listen is a TCP address to serve too; it needs TokenFile, and a
+	// non-loopback address needs TLSCert and TLSKey.
+	Listen          string
+	TokenFile       string
+	TLSCert, TLSKey string
+	// CPU (cores) and MemoryMB cap what tasks may reserve; zero means the
+	// machine minus the system reserve (see Capacity).
+	CPU      float64
+	MemoryMB float64
+	// DefaultRequest is reserved for a task that declares no CPU or memory.
+	DefaultRequest task.Limits
+	// MaxRunning bounds concurrent tasks (default DefaultMaxRunning).
+	MaxRunning int
+	// MaxQueue bounds queued tasks; a submit beyond it is refused with 429
+	// (default DefaultMaxQueue).
+	MaxQueue int
+	// MaxAttempts bounds how often a task whose run was lost (its shim died
+	// without recording an exit) is started; after that it fails
+	// (default DefaultMaxAttempts).
+	MaxAttempts int
+	// Interval is the sampling interval (default 1 s, at least 100 ms).
+	Interval time.Duration
+	// LogMaxBytes caps each of a task's stdout.log and stderr.log; beyond
+	// it the file is rotated, LogKeep old files kept.
+	LogMaxBytes int64
+	LogKeep     int
+	// Input bounds submit requests (default api.DefaultInputLimits).
+	Input api.InputLimits
+	// CgroupRoot is the executor's root cgroup name (default "prescient").
+	CgroupRoot string
+	// ShimCommand starts a shim: the run directory is appended. Default:
+	// this executable with the argument "shim".
+	ShimCommand []string
+	// Admitter decides when queued tasks start; nil: a FitAdmitter over
+	// the capacity above.
+	Admitter Admitter
+	// Logger receives the daemon's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the daemon's metrics, which /metrics serves
+	// through Gatherer; nil: a private registry.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+func (c *Config) validate() error {
+	if c.StateDir == "" {
+		return fmt.Errorf("state dir is required: %w", ErrConfig)
+	}
+	abs, err := filepath.Abs(c.StateDir)
+	if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	c.StateDir = abs
+	if c.Listen != "" && c.TokenFile == "" {
+		return fmt.Errorf("--listen needs --token-file: %w", ErrConfig)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together: %w", ErrConfig)
+	}
+	if c.CPU < 0 || c.MemoryMB < 0 {
+		return fmt.Errorf("negative capacity: %w", ErrConfig)
+	}
+	if c.DefaultRequest.IsZero() {
+		c.DefaultRequest = DefaultRequest
+	}
+	if c.MaxRunning <= 0 {
+		c.MaxRunning = DefaultMaxRunning
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	switch {
+	case c.Interval == 0:
+		c.Interval = time.Second
+	case c.Interval < 100*time.Millisecond:
+		return fmt.Errorf("sampling interval %v is below 100ms: %w", c.Interval, ErrConfig)
+	}
+	if c.LogMaxBytes <= 0 {
+		c.LogMaxBytes = DefaultLogMaxBytes
+	}
+	if c.LogKeep < 0 {
+		c.LogKeep = 0
+	} else if c.LogKeep == 0 {
+		c.LogKeep = DefaultLogKeep
+	}
+	if c.Input == (api.InputLimits{}) {
+		c.Input = api.DefaultInputLimits
+	}
+	if c.CgroupRoot == "" {
+		c.CgroupRoot = executor.DefaultRoot
+	}
+	if len(c.ShimCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own executable for the shim: %w", err)
+		}
+		c.ShimCommand = []string{exe, "shim"}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		c.Registerer, c.Gatherer = reg, reg
+	}
+	if c.Gatherer == nil {
+		if g, ok := c.Registerer.(prometheus.Gatherer); ok {
+			c.Gatherer = g
+		} else {
+			return errors.New("daemon: a Registerer that is not a Gatherer needs Config.Gatherer")
+		}
+	}
+	return nil
+}
+
+// The system reserve: what the default capacity keeps back for the kernel,
+// the daemon and everything else on the machine. CPU: 10 % of the cores,
+// at least 0.2 core. Memory: 10 % of MemTotal, at least 512 MiB and at
+// most 4 GiB.
+const (
+	reserveCPUFrac  = 0.10
+	reserveCPUMin   = 0.2
+	reserveMemFrac  = 0.10
+	reserveMemMinMB = 512
+	reserveMemMaxMB = 4096
+)
+
+// Capacity is what tasks may reserve: the machine (runtime.NumCPU cores,
+// MemTotal) minus the system reserve, capped by cpu and memMB where those
+// are positive.
+func Capacity(cpu, memMB float64) (api.Resources, error) {
+	cores := float64(runtime.NumCPU())
+	total, err := memTotalMB()
+	if err != nil {
+		return api.Resources{}, err
+	}
+	c := api.Resources{
+		CPUCores: cores - max(cores*reserveCPUFrac, reserveCPUMin),
+		MemoryMB: total - min(max(total*reserveMemFrac, reserveMemMinMB), reserveMemMaxMB),
+	}
+	if cpu > 0 {
+		c.CPUCores = min(c.CPUCores, cpu)
+	}
+	if memMB > 0 {
+		c.MemoryMB = min(c.MemoryMB, memMB)
+	}
+	if c.CPUCores <= 0 || c.MemoryMB <= 0 {
+		return c, fmt.Errorf("no capacity left after the system reserve (%.2f cores, %.0f MB): %w", c.CPUCores, c.MemoryMB, ErrConfig)
+	}
+	return c, nil
+}
+
+// memTotalMB reads MemTotal from /proc/meminfo, in MiB.
+func memTotalMB() (float64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, fmt.Errorf("read memory size: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			fs := strings.Fields(rest)
+			if len(fs) >= 1 {
+				kb, err := strconv.ParseFloat(fs[0], 64)
+				if err == nil {
+					return kb / 1024, nil
+				}
+			}
+		}
+	}
+	return 0, errors.New("read memory size: no MemTotal in /proc/meminfo")
+}

@@ -1,0 +1,496 @@
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/prescient-sched/prescient/api"
+)
+
+type ctxKey int
+
+const identityKey ctxKey = 1
+
+// handler returns the API's routes. Every route needs an identity in the
+// request context (set by the listener's ConnContext or by tokenAuth).
+func (d *Daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tasks", d.handleSubmit)
+	mux.HandleFunc("GET /v1/tasks", d.handleList)
+	mux.HandleFunc("GET /v1/tasks/{id}", d.handleGet)
+	mux.HandleFunc("POST /v1/tasks/{id}/cancel", d.handleCancel)
+	mux.HandleFunc("GET /v1/tasks/{id}/logs", d.handleLogs)
+	mux.HandleFunc("GET /v1/tasks/{id}/curve", d.handleCurve)
+	mux.HandleFunc("GET /v1/events", d.handleEvents)
+	mux.HandleFunc("GET /v1/node", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Node()) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.cfg.Gatherer, promhttp.HandlerOpts{}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Context().Value(identityKey).(identity); !ok {
+			writeError(w, &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "caller unknown"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func who(r *http.Request) identity { return r.Context().Value(identityKey).(identity) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		ae = &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: err.Error()}
+	}
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="prescient"`)
+	}
+	writeJSON(w, ae.Status, ae)
+}
+
+func (d *Daemon) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	req, err := api.DecodeSubmit(r.Body, d.cfg.Input)
+	if err != nil {
+		d.m.submitted.WithLabelValues("rejected").Inc()
+		writeError(w, err)
+		return
+	}
+	t, err := d.Submit(who(r), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, t)
+}
+
+func (d *Daemon) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o := api.ListOptions{State: q.Get("state"), Signature: q.Get("signature")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: "limit must be a non-negative integer"})
+			return
+		}
+		o.Limit = n
+	}
+	ts, err := d.List(who(r), o)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ts)
+}
+
+func (d *Daemon) handleGet(w http.ResponseWriter, r *http.Request) {
+	t, err := d.Get(who(r), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (d *Daemon) handleCancel(w http.ResponseWriter, r *http.Request) {
+	t, err := d.Cancel(who(r), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (d *Daemon) handleCurve(w http.ResponseWriter, r *http.Request) {
+	ps, err := d.Curve(who(r), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ps)
+}
+
+// handleLogs sends a task's stdout.log or stderr.log; with follow=true it
+// keeps sending what is appended (across rotations) until the task has
+// ended and the file is drained.
+func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	t, err := d.Get(who(r), id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	stream := r.URL.Query().Get("stream")
+	if stream == "" {
+		stream = "stdout"
+	}
+	if stream != "stdout" && stream != "stderr" {
+		writeError(w, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: "stream must be stdout or stderr"})
+		return
+	}
+	follow := r.URL.Query().Get("follow") == "true" || r.URL.Query().Get("follow") == "1"
+	path := filepath.Join(t.LogDir, stream+".log")
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	ctx := r.Context()
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		if f == nil {
+			f, _ = os.Open(path)
+		}
+		// Check before draining: anything written before the task ended is
+		// in the file by the time it is marked ended.
+		live := follow && d.active(id)
+		if f != nil {
+			for {
+				n, err := f.Read(buf)
+				if n > 0 {
+					if _, werr := w.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+			// Rotated? Then the old file is drained; continue with the new.
+			if st, err := os.Stat(path); err == nil {
+				if fst, ferr := f.Stat(); ferr == nil && !os.SameFile(st, fst) {
+					f.Close()
+					f = nil
+					continue
+				}
+			}
+		}
+		if !live {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// --- events ----------------------------------------------------------------
+
+type subscriber struct {
+	who identity
+	ch  chan []byte
+}
+
+// publish sends a task event to the subscribers allowed to see it. A
+// subscriber that does not keep up is dropped (its stream ends).
+func (d *Daemon) publish(t api.Task) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.subs) == 0 {
+		return
+	}
+	data, err := json.Marshal(api.Event{Type: "task", Task: t})
+	if err != nil {
+		return
+	}
+	for s := range d.subs {
+		if !s.who.root() && s.who.UID != t.Owner.UID {
+			continue
+		}
+		select {
+		case s.ch <- data:
+		default:
+			delete(d.subs, s)
+			close(s.ch)
+		}
+	}
+}
+
+func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, errors.New("streaming unsupported"))
+		return
+	}
+	s := &subscriber{who: who(r), ch: make(chan []byte, 1024)}
+	d.mu.Lock()
+	d.subs[s] = struct{}{}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		if _, ok := d.subs[s]; ok {
+			delete(d.subs, s)
+			close(s.ch)
+		}
+		d.mu.Unlock()
+	}()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, ": subscribed\n\n")
+	fl.Flush()
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-d.stop:
+			return
+		case <-keep.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		case data, ok := <-s.ch:
+			if !ok {
+				return
+			}
+			if _, err := fmt.Fprintf(w, "event: task\ndata: %s\n\n", data); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}
+
+// --- listeners -------------------------------------------------------------
+
+// listenUnix creates the socket with its final mode and owner before it
+// appears under its name (listen on a temporary name, chmod, chown,
+// rename), so no one can connect through a looser mode in between. A stale
+// socket (nothing answers) is replaced; a live one is ErrSocketInUse.
+func (d *Daemon) listenUnix() (net.Listener, error) {
+	path := d.cfg.Socket
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrSocketInUse)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	_ = os.Remove(tmp)
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	mode := os.FileMode(0o600)
+	if d.cfg.SocketGroup != "" {
+		gid, err := lookupGroup(d.cfg.SocketGroup)
+		if err != nil {
+			ln.Close()
+			os.Remove(tmp)
+			return nil, err
+		}
+		if err := os.Chown(tmp, -1, gid); err != nil {
+			ln.Close()
+			os.Remove(tmp)
+			return nil, fmt.Errorf("socket group: %w", err)
+		}
+		mode = 0o660
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return ln, nil
+}
+
+func lookupGroup(g string) (int, error) {
+	if n, err := strconv.Atoi(g); err == nil {
+		return n, nil
+	}
+	gr, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, fmt.Errorf("socket group %q: %w", g, err)
+	}
+	return strconv.Atoi(gr.Gid)
+}
+
+// tcpAuth wraps h: a request needs "Authorization: Bearer <token>" equal
+// (in constant time) to the token file's content; the caller is then the
+// token file's owner.
+func tcpAuth(h http.Handler, token []byte, owner identity) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
+			writeError(w, &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "missing or wrong bearer token"})
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, owner)))
+	})
+}
+
+// readToken reads the token file, which must not be readable by group or
+// others, and returns its content and owner.
+func readToken(path string) ([]byte, identity, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, identity{}, fmt.Errorf("token file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, identity{}, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, identity{}, fmt.Errorf("token file %s is mode %v; it must not be accessible to group or others (chmod 600): %w", path, st.Mode().Perm(), ErrConfig)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return nil, identity{}, err
+	}
+	tok := []byte(strings.TrimSpace(string(b)))
+	if len(tok) < 16 {
+		return nil, identity{}, fmt.Errorf("token in %s is shorter than 16 characters: %w", path, ErrConfig)
+	}
+	var owner identity
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		owner = identity{UID: sys.Uid, GID: sys.Gid}
+	}
+	return tok, owner, nil
+}
+
+// isLoopback reports whether a listen address binds loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Run recovers the state left by an earlier daemon, then serves until ctx
+// is cancelled. Tasks keep running after Run returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.loops.Add(1)
+	go d.committer()
+	if err := d.recover(); err != nil {
+		d.stopLoops()
+		return fmt.Errorf("recover: %w", err)
+	}
+	d.loops.Add(2)
+	go d.dispatcher()
+	go d.sampleLoop()
+
+	g, gctx := errgroup.WithContext(ctx)
+	h := d.handler()
+	var servers []*http.Server
+	if d.cfg.Socket != "" {
+		ln, err := d.listenUnix()
+		if err != nil {
+			d.stopLoops()
+			return err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				id, err := peerIdentity(c)
+				if err != nil {
+					d.log.Warn("peer credentials", "err", err)
+					return ctx
+				}
+				return context.WithValue(ctx, identityKey, id)
+			}}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			defer os.Remove(d.cfg.Socket)
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		d.log.Info("serving", "socket", d.cfg.Socket)
+	}
+	if d.cfg.Listen != "" {
+		tok, owner, err := readToken(d.cfg.TokenFile)
+		if err != nil {
+			d.stopLoops()
+			return err
+		}
+		tlsOn := d.cfg.TLSCert != ""
+		if !tlsOn && !isLoopback(d.cfg.Listen) {
+			d.stopLoops()
+			return fmt.Errorf("--listen %s is not a loopback address: it needs --tls-cert and --tls-key: %w", d.cfg.Listen, ErrConfig)
+		}
+		ln, err := net.Listen("tcp", d.cfg.Listen)
+		if err != nil {
+			d.stopLoops()
+			return err
+		}
+		if tlsOn {
+			cert, err := tls.LoadX509KeyPair(d.cfg.TLSCert, d.cfg.TLSKey)
+			if err != nil {
+				ln.Close()
+				d.stopLoops()
+				return fmt.Errorf("tls: %w", err)
+			}
+			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		}
+		srv := &http.Server{Handler: tcpAuth(h, tok, owner), ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		d.log.Info("serving", "tcp", ln.Addr().String(), "tls", tlsOn)
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		d.stopLoops() // ends event streams and the loops
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+		return nil
+	})
+	err := g.Wait()
+	d.loops.Wait()
+	return err
+}

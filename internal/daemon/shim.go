@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/prescient-sched/prescient/internal/executor"
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+// The files of a task's run directory, <state>/run/<id>/. The daemon writes
+// request.json and holds lock until the shim has inherited it; the shim
+// writes the rest. exit.json is the durable word on how the task ended:
+// written atomically and fsynced before the shim exits, it survives any
+// crash of the daemon.
+const (
+	runLockFile    = "lock"
+	runRequestFile = "request.json"
+	runPIDFile     = "shim.pid"
+	runStartedFile = "started.json"
+	runExitFile    = "exit.json"
+	runShimLog     = "shim.log"
+)
+
+// The shim's inherited descriptors (exec.Cmd.ExtraFiles).
+const (
+	shimStatusFD = 3 // a pipe to the daemon: "started\n", then "exited\n"
+	shimLockFD   = 4 // the run directory's lock, held for the shim's life
+)
+
+// shimRequest is request.json: everything the shim needs to start a task.
+type shimRequest struct {
+	ID          string      `json:"id"`
+	Argv        []string    `json:"argv"`
+	Env         []string    `json:"env"`
+	Dir         string      `json:"dir"`
+	Limits      task.Limits `json:"limits"`
+	UID         uint32      `json:"uid"`
+	GID         uint32      `json:"gid"`
+	Groups      []uint32    `json:"groups,omitempty"`
+	SetCred     bool        `json:"set_cred"` // run as UID/GID (false: as the shim, i.e. root submitted)
+	LogDir      string      `json:"log_dir"`
+	LogMaxBytes int64       `json:"log_max_bytes"`
+	LogKeep     int         `json:"log_keep"`
+	CgroupRoot  string      `json:"cgroup_root"`
+}
+
+// shimStarted is started.json.
+type shimStarted struct {
+	ShimPID   int       `json:"shim_pid"`
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// shimExit is exit.json.
+type shimExit struct {
+	Started    bool      `json:"started"`
+	StartError string    `json:"start_error,omitempty"`
+	ErrorKind  string    `json:"error_kind,omitempty"` // not_found | not_executable | other
+	Code       int       `json:"code"`
+	Signal     string    `json:"signal,omitempty"`
+	OOMKilled  bool      `json:"oom_killed"`
+	OOMKills   uint64    `json:"oom_kills"`
+	Killed     bool      `json:"killed"` // cancelled (SIGTERM to the shim)
+	WaitError  string    `json:"wait_error,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// RunShim is the body of the hidden `prescient shim RUNDIR` command: the
+// parent of one task. The daemon starts it in a session of its own, outside
+// the task's cgroup, so it outlives a daemon that dies; it starts the task
+// through the executor, writes started.json, waits for the end and writes
+// exit.json (fsynced) before it exits. SIGTERM cancels the task. The task's
+// output goes through the shim into size-capped, rotated log files owned by
+// the task's user.
+func RunShim(runDir string) error {
+	// Descriptors 3 and 4 came from the daemon without close-on-exec; the
+	// task must inherit neither (the lock would outlive the shim).
+	status := inherited(shimStatusFD, "status")
+	lock := inherited(shimLockFD, "lock")
+	defer runtime.KeepAlive(lock)
+	notify := func(msg string) {
+		if status != nil {
+			_, _ = status.WriteString(msg + "\n") // EPIPE once the daemon is gone: fine
+		}
+	}
+	if err := writeFileAtomic(filepath.Join(runDir, runPIDFile), []byte(strconv.Itoa(os.Getpid())), false); err != nil {
+		return err
+	}
+	var req shimRequest
+	b, err := os.ReadFile(filepath.Join(runDir, runRequestFile))
+	if err != nil {
+		return fmt.Errorf("shim: %w", err)
+	}
+	if err := json.Unmarshal(b, &req); err != nil {
+		return fmt.Errorf("shim: decode request: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+
+	x := shimExit{}
+	finish := func() error {
+		x.FinishedAt = time.Now()
+		data, err := json.Marshal(x)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(runDir, runExitFile), data, true); err != nil {
+			return fmt.Errorf("shim: write exit status: %w", err)
+		}
+		notify("exited")
+		return nil
+	}
+	startFailed := func(err error) error {
+		x.StartError = err.Error()
+		x.ErrorKind = "other"
+		switch {
+		case errors.Is(err, executor.ErrNotFound):
+			x.ErrorKind = "not_found"
+		case errors.Is(err, executor.ErrNotExecutable):
+			x.ErrorKind = "not_executable"
+		}
+		x.Killed = ctx.Err() != nil
+		return finish()
+	}
+
+	ex, err := executor.New(executor.Config{Root: req.CgroupRoot})
+	if err != nil {
+		return startFailed(err)
+	}
+	// ex is never closed: Close would remove the root cgroup, racing with
+	// other shims creating theirs. The daemon owns the roots.
+	uid, gid := -1, -1
+	var cred *syscall.Credential
+	if req.SetCred {
+		uid, gid = int(req.UID), int(req.GID)
+		cred = &syscall.Credential{Uid: req.UID, Gid: req.GID, Groups: req.Groups}
+	}
+	stdout, err := newRotator(filepath.Join(req.LogDir, "stdout.log"), req.LogMaxBytes, req.LogKeep, uid, gid)
+	if err != nil {
+		return startFailed(fmt.Errorf("log file: %w", err))
+	}
+	defer stdout.Close()
+	stderr, err := newRotator(filepath.Join(req.LogDir, "stderr.log"), req.LogMaxBytes, req.LogKeep, uid, gid)
+	if err != nil {
+		return startFailed(fmt.Errorf("log file: %w", err))
+	}
+	defer stderr.Close()
+
+	env := append(append([]string(nil), req.Env...), "PRESCIENT_TASK_ID="+req.ID)
+	p, err := ex.Start(ctx, executor.StartOptions{
+		ID: req.ID, Argv: req.Argv, Env: env, Dir: req.Dir, Limits: req.Limits,
+		Stdout: stdout, Stderr: stderr, Credential: cred,
+	})
+	if err != nil {
+		return startFailed(err)
+	}
+	x.Started, x.StartedAt = true, time.Now()
+	st, _ := json.Marshal(shimStarted{ShimPID: os.Getpid(), PID: p.Pid(), StartedAt: x.StartedAt})
+	if err := writeFileAtomic(filepath.Join(runDir, runStartedFile), st, false); err != nil {
+		_ = p.Kill()
+		_, _ = p.Wait()
+		return startFailed(fmt.Errorf("write started.json: %w", err))
+	}
+	notify("started")
+	ex2, werr := p.Wait()
+	x.Code, x.OOMKilled, x.OOMKills, x.Killed = ex2.Code, ex2.OOMKilled, ex2.OOMKills, ex2.Killed
+	if ex2.Signal != 0 {
+		x.Signal = unix.SignalName(ex2.Signal)
+	}
+	if werr != nil {
+		x.WaitError = werr.Error()
+	}
+	_ = stdout.Close()
+	_ = stderr.Close()
+	// The cgroup stays: the daemon takes its last sample and removes it.
+	return finish()
+}
+
+// inherited marks fd close-on-exec and wraps it, or returns nil when the
+// shim was not given it.
+func inherited(fd int, name string) *os.File {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return nil
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), name)
+}
+
+// writeFileAtomic writes path through a temporary file and a rename, so a
+// reader sees all of it or nothing; with sync, the data and the rename are
+// fsynced (durable across a power loss, not only a process crash).
+func writeFileAtomic(path string, data []byte, sync bool) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if sync {
+		d, err := os.Open(filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return d.Sync()
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/prescient-sched/prescient/internal/executor"
+	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/task"
+	"golang.org/x/sys/unix"
+)
+
+// Config wires a Supervisor.
+type Config struct {
+	Executor *executor.Executor
+	Net      *profile.NetMonitor // nil: network unavailable
+	Records  RecordWriter
+	Samples  SampleWriter
+	Interval time.Duration // sampling interval; default 1 s, at least 100 ms
+	LogRoot  string        // per-task log dirs are LogRoot/<id>; default <state>/logs
+	Logger   *slog.Logger
+	// OnSample, if set, is called after every stored sample (e.g. a live view).
+	OnSample func(id string, s profile.Sample)
+}
+
+func (c *Config) validate() error {
+	if c.Executor == nil || c.Records == nil || c.Samples == nil {
+		return errors.New("supervisor: executor, records and samples are required")
+	}
+	switch {
+	case c.Interval == 0:
+		c.Interval = time.Second
+	case c.Interval < 100*time.Millisecond:
+		return fmt.Errorf("supervisor: sampling interval %v is below the 100ms minimum", c.Interval)
+	}
+	if c.LogRoot == "" {
+		return errors.New("supervisor: log root is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// RecordWriter stores task records; store.Tasks is one.
+type RecordWriter interface {
+	Put(r *task.Record) error
+}
+
+// SampleWriter stores samples; store.Samples is one.
+type SampleWriter interface {
+	Append(taskID, sig string, ss ...profile.Sample) error
+}
+
+// Supervisor runs tasks. It is safe for concurrent use: each Run owns its task.
+type Supervisor struct{ cfg Config }
+
+// New returns a Supervisor.
+func New(cfg Config) (*Supervisor, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Supervisor{cfg: cfg}, nil
+}
+
+// Output is where a task's stdout and stderr go besides its log files.
+type Output struct{ Stdout, Stderr io.Writer }
+
+// Run runs rec (already stored as queued) to its end and returns the final
+// record, which is stored too. Cancelling ctx kills the task's whole cgroup
+// and records it as cancelled. The returned error is non-nil only when the
+// task could not be started or its record could not be written; the record
+// then says why.
+func (s *Supervisor) Run(ctx context.Context, rec *task.Record, out Output) (*task.Record, error) {
+	log := s.cfg.Logger.With("task", rec.ID)
+	rec.LogDir = filepath.Join(s.cfg.LogRoot, rec.ID)
+	proc, err := s.cfg.Executor.Start(ctx, executor.StartOptions{
+		ID:     rec.ID,
+		Argv:   rec.Spec.Argv,
+		Env:    rec.Spec.Env,
+		Dir:    rec.Spec.Dir,
+		Limits: rec.Spec.Limits,
+		LogDir: rec.LogDir,
+		Stdout: out.Stdout,
+		Stderr: out.Stderr,
+	})
+	if err != nil {
+		now := time.Now()
+		rec.State, rec.Error, rec.FinishedAt = task.Failed, err.Error(), &now
+		if perr := s.cfg.Records.Put(rec); perr != nil {
+			return rec, fmt.Errorf("%w (and recording it failed: %v)", err, perr)
+		}
+		return rec, err
+	}
+	start := time.Now()
+	rec.State, rec.StartedAt, rec.Limits = task.Running, &start, rec.Spec.Limits
+	if err := s.cfg.Records.Put(rec); err != nil {
+		_ = proc.Kill()
+		_, _ = proc.Wait()
+		_ = proc.Close()
+		return rec, fmt.Errorf("record start of %s: %w", rec.ID, err)
+	}
+	log.Debug("started", "pid", proc.Pid())
+
+	cg := proc.Cgroups()
+	var agg aggregate
+	sampler, serr := profile.NewSampler(profile.Target{V1: cg.V1, V2: cg.V2, CgroupID: cg.CgroupID}, s.cfg.Net)
+	if serr != nil {
+		log.Warn("profiling unavailable", "err", serr)
+	} else {
+		sampler.Sample(start) // prime the rate counters
+	}
+	exited := make(chan struct{})
+	var exit executor.Exit
+	var werr error
+	go func() {
+		exit, werr = proc.Wait()
+		close(exited)
+	}()
+	tick := time.NewTicker(s.cfg.Interval)
+	take := func(now time.Time) {
+		if sampler == nil {
+			return
+		}
+		smp := sampler.Sample(now)
+		agg.add(smp)
+		if err := s.cfg.Samples.Append(rec.ID, rec.Signature, smp); err != nil {
+			log.Warn("store sample", "err", err)
+		}
+		if s.cfg.OnSample != nil {
+			s.cfg.OnSample(rec.ID, smp)
+		}
+	}
+loop:
+	for {
+		select {
+		case now := <-tick.C:
+			take(now)
+		case <-exited:
+			break loop
+		}
+	}
+	tick.Stop()
+	end := time.Now()
+	// One last sample over the tail since the previous tick, when it is long
+	// enough to say something about rates.
+	if end.Sub(start) >= s.cfg.Interval/2 || agg.n == 0 {
+		take(end)
+	}
+	if sampler != nil {
+		_ = sampler.Close()
+	}
+	if cerr := proc.Close(); cerr != nil {
+		log.Warn("remove cgroup", "err", cerr)
+	}
+
+	rec.FinishedAt = &end
+	rec.DurationS = end.Sub(start).Seconds()
+	rec.Samples = agg.n
+	rec.Peak, rec.Mean = agg.stats()
+	switch {
+	case werr != nil:
+		rec.State, rec.Error = task.Failed, werr.Error()
+	case ctx.Err() != nil:
+		rec.State = task.Cancelled
+	case exit.Code == 0:
+		rec.State = task.Succeeded
+	default:
+		rec.State = task.Failed
+	}
+	if werr == nil {
+		if exit.Code >= 0 {
+			code := exit.Code
+			rec.ExitCode = &code
+		}
+		if exit.Signal != 0 {
+			rec.Signal = unix.SignalName(exit.Signal)
+		}
+		rec.OOMKilled = exit.OOMKilled
+	}
+	if err := s.cfg.Records.Put(rec); err != nil {
+		return rec, fmt.Errorf("record end of %s: %w", rec.ID, err)
+	}
+	log.Debug("finished", "state", rec.State, "samples", rec.Samples)
+	return rec, nil
+}
+
+// aggregate keeps peak and mean per dimension over the samples where that
+// dimension was available.
+type aggregate struct {
+	n         int
+	cnt       [4]int
+	sum, peak [4]float64
+}
+
+func (a *aggregate) add(s profile.Sample) {
+	a.n++
+	vals := [4]float64{s.CPUPct, s.MemoryMB, s.IOPS, s.NetMbps()}
+	for i, d := range [4]profile.Dim{profile.CPU, profile.Memory, profile.IO, profile.Net} {
+		if !s.Avail.Has(d) || math.IsNaN(vals[i]) {
+			continue
+		}
+		a.cnt[i]++
+		a.sum[i] += vals[i]
+		a.peak[i] = max(a.peak[i], vals[i])
+	}
+}
+
+func (a *aggregate) stats() (peak, mean task.Stats) {
+	ptr := func(i int, v float64) *float64 {
+		if a.cnt[i] == 0 {
+			return nil
+		}
+		return &v
+	}
+	mv := func(i int) float64 {
+		if a.cnt[i] == 0 {
+			return 0
+		}
+		return a.sum[i] / float64(a.cnt[i])
+	}
+	peak = task.Stats{CPUPct: ptr(0, a.peak[0]), MemoryMB: ptr(1, a.peak[1]), IOPS: ptr(2, a.peak[2]), NetMbps: ptr(3, a.peak[3])}
+	mean = task.Stats{CPUPct: ptr(0, mv(0)), MemoryMB: ptr(1, mv(1)), IOPS: ptr(2, mv(2)), NetMbps: ptr(3, mv(3))}
+	return peak, mean
+}
