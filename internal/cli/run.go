@@ -148,6 +148,12 @@ func runLocal(ctx context.Context, g *globals, f runFlags, argv []string) error 
 		return &exitError{exitPrescient, err}
 	}
 	defer ex.Close()
+	if blkio := ex.V1Root("blkio"); blkio != "" {
+		// v1 counts block IO per cgroup only once blk-throttle is set up for the disk.
+		if err := profile.EnableV1IOAccounting(blkio, cwd); err != nil {
+			log.Info("block IO accounting unavailable", "err", err)
+		}
+	}
 	var netmon *profile.NetMonitor
 	if root := ex.V2Root(); root != "" {
 		if netmon, err = profile.OpenNetMonitor(root, log); err != nil {

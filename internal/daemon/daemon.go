@@ -111,6 +111,12 @@ func New(cfg Config) (*Daemon, error) {
 	if d.ex, err = executor.New(executor.Config{Root: cfg.CgroupRoot, Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
+	if blkio := d.ex.V1Root("blkio"); blkio != "" {
+		// v1 counts block IO per cgroup only once blk-throttle is set up for the disk.
+		if err := profile.EnableV1IOAccounting(blkio, cfg.StateDir); err != nil {
+			d.log.Info("block IO accounting unavailable", "err", err)
+		}
+	}
 	if root := d.ex.V2Root(); root != "" {
 		if d.net, err = profile.OpenNetMonitor(root, cfg.Logger); err != nil {
 			d.log.Info("network profiling unavailable", "err", err)

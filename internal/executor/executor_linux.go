@@ -149,6 +149,10 @@ func (e *Executor) Mode() Mode { return e.lay.mode }
 // programs attached there see every task.
 func (e *Executor) V2Root() string { return e.v2Root }
 
+// V1Root is the root cgroup's directory in the v1 hierarchy of controller
+// (e.g. "blkio"), "" if that controller is not mounted as v1.
+func (e *Executor) V1Root(controller string) string { return e.v1Roots[controller] }
+
 // SetNetLimiter sets (or, with nil, removes) the NetLimiter used by later
 // Start and Update calls.
 func (e *Executor) SetNetLimiter(n NetLimiter) {

@@ -26,6 +26,9 @@ func (e *Executor) Mode() Mode { return 0 }
 // V2Root is the root cgroup's v2 directory; "" here.
 func (e *Executor) V2Root() string { return "" }
 
+// V1Root is always "" here.
+func (e *Executor) V1Root(string) string { return "" }
+
 // SetNetLimiter sets the NetLimiter used by later Start and Update calls.
 func (e *Executor) SetNetLimiter(NetLimiter) {}
 

@@ -28,7 +28,7 @@ func TestRunHoldsCurve(t *testing.T) {
 	if err := unix.Getrusage(unix.RUSAGE_SELF, &after); err != nil {
 		t.Fatal(err)
 	}
-	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano())
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 	// 0.5 core for 2 s is 1 s of CPU, plus a little for IO and network.
 	if cpu < 800*time.Millisecond || cpu > 1500*time.Millisecond {
 		t.Errorf("CPU time %v, want about 1s", cpu)
