@@ -362,6 +362,10 @@ func TestSocketGroup(t *testing.T) {
 	if _, err := c.Cancel(ctx, rootTask.ID); err != nil {
 		t.Fatal(err)
 	}
+	// Let the daemon record the end (and remove the task's cgroup) before it stops.
+	if got, err := c.Wait(ctx, rootTask.ID); err != nil || got.State != api.StateCancelled {
+		t.Errorf("root's task after cancel: %+v, %v", got, err)
+	}
 }
 
 func TestTCPToken(t *testing.T) {
