@@ -44,7 +44,8 @@ const (
 var ErrScript = errors.New("workload script")
 
 // ParseScript reads phases separated by ";", each "DURATION:key=value,...",
-// with keys cpu (cores), mem (MiB), iops, net (Mbps). Example:
+// with keys cpu (cores), mem (MiB of the process's anonymous resident memory),
+// iops, net (Mbps). Example:
 //
 //	2s:cpu=0.5,mem=300;3s:iops=200,net=40
 func ParseScript(s string) (Script, error) {
