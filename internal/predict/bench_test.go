@@ -23,7 +23,7 @@ func benchEngine(b *testing.B) *Engine {
 	rng := rand.New(rand.NewPCG(1, 1))
 	e.AddRun(Features{Signature: "s", Code: "c"}, time.Unix(0, 0), samples(600, rng, 10))
 	for d := range NumDims {
-		m, err := rnn.New(rnn.Config{Inputs: seqInputs, Hidden: 16, Outputs: SeqHorizons * len(seqQuantiles), Seed: int64(d), Quantiles: seqQuantiles})
+		m, err := rnn.New(rnn.Config{Inputs: seqInputs, Hidden: defaultSeqHidden, Outputs: SeqHorizons * len(seqQuantiles), Seed: int64(d), Quantiles: seqQuantiles})
 		if err != nil {
 			b.Fatal(err)
 		}

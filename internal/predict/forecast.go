@@ -225,6 +225,16 @@ type Envelope struct {
 	prev   [nCentres]float64 // last one-step forecast of each centre
 	scale  float64
 	primed bool
+	// memo caches lookups in the earlier runs (indexes before the first
+	// period, which depend only on the RunContext): each step asks for
+	// the same few indexes several times, and a miss walks 7 periods.
+	memo [8]seasonMemo
+}
+
+type seasonMemo struct {
+	i  int // index + 1; 0 = empty
+	v  float64
+	ok bool
 }
 
 const nCentres = 3
@@ -251,6 +261,7 @@ func (f *Envelope) Begin(c *RunContext) {
 	f.err = [nCentres]float64{}
 	f.scale = 0
 	f.primed = false
+	f.memo = [8]seasonMemo{}
 }
 
 // seasonal returns the value one period (or, failing that, up to 7
@@ -258,26 +269,50 @@ func (f *Envelope) Begin(c *RunContext) {
 func (f *Envelope) seasonal(i int) (float64, bool) {
 	step := max(f.c.StepS, 1)
 	per := f.Period / step
+	if int64(i) >= per {
+		if j := int64(i) - per; j < int64(len(f.vals)) {
+			return f.vals[j], true
+		}
+		return f.seasonalScan(i, step, per)
+	}
+	m := &f.memo[uint(i)%uint(len(f.memo))]
+	if m.i != i+1 {
+		m.v, m.ok = f.seasonalScan(i, step, per)
+		m.i = i + 1
+	}
+	return m.v, m.ok
+}
+
+// seasonalScan is seasonal without the memo.
+func (f *Envelope) seasonalScan(i int, step, per int64) (float64, bool) {
 	for k := int64(1); k <= 7; k++ {
-		j := int64(i) - k*per
-		if j >= 0 {
-			if j < int64(len(f.vals)) {
-				return f.vals[j], true
-			}
+		if v, ok := f.valueAt(int64(i)-k*per, step); ok {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// valueAt returns the sample at index j of this run's timeline: this
+// run's own when 0 ≤ j < len(vals), an earlier run's when j < 0.
+func (f *Envelope) valueAt(j, step int64) (float64, bool) {
+	if j >= 0 {
+		if j < int64(len(f.vals)) {
+			return f.vals[j], true
+		}
+		return 0, false
+	}
+	at := f.c.Start + j*step // absolute time wanted
+	for p := len(f.c.Past) - 1; p >= 0; p-- {
+		ps := &f.c.Past[p]
+		if at < ps.Start {
 			continue
 		}
-		at := f.c.Start + j*step // absolute time wanted
-		for p := len(f.c.Past) - 1; p >= 0; p-- {
-			ps := &f.c.Past[p]
-			if at < ps.Start {
-				continue
-			}
-			idx := (at - ps.Start) / step
-			if idx < int64(len(ps.Values)) && (at-ps.Start)%step == 0 {
-				return ps.Values[idx], true
-			}
-			break
+		idx := (at - ps.Start) / step
+		if idx < int64(len(ps.Values)) && (at-ps.Start)%step == 0 {
+			return ps.Values[idx], true
 		}
+		break
 	}
 	return 0, false
 }

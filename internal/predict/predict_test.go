@@ -221,3 +221,33 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvelopeSeasonalMemo checks the memoised lookup against the plain
+// scan at every index of a run, asked in the order and repetition the
+// forecasters use (memo slots collide every 8 indexes), across a gap in
+// the history and a second Begin.
+func TestEnvelopeSeasonalMemo(t *testing.T) {
+	past := []Past{
+		{Start: 0, Values: make([]float64, 200)},
+		{Start: 2 * 86400, Values: make([]float64, 288)}, // day 1 missing
+	}
+	for p := range past {
+		for i := range past[p].Values {
+			past[p].Values[i] = float64(1000*p + i)
+		}
+	}
+	for _, start := range []int64{3 * 86400, 4 * 86400} {
+		f := &Envelope{}
+		f.Begin(&RunContext{StepS: 300, Scale: 1, Start: start, Past: past})
+		for n := 1; n <= 400; n++ {
+			f.Observe(float64(n))
+			for _, i := range []int{n - 1, n, n + 1, n + 9, n, n - 1} {
+				v, ok := f.seasonal(i)
+				wv, wok := f.seasonalScan(i, 300, 288)
+				if v != wv || ok != wok {
+					t.Fatalf("start %d, n %d, index %d: memo (%v, %v), scan (%v, %v)", start, n, i, v, ok, wv, wok)
+				}
+			}
+		}
+	}
+}

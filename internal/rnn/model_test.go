@@ -182,3 +182,35 @@ func TestStepPanics(t *testing.T) {
 		})
 	}
 }
+
+// TestMatVecAddMatchesDot checks the two-row matVecAdd against dot row by
+// row, bit for bit, for odd and even row counts and row lengths.
+func TestMatVecAddMatchesDot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, tc := range []struct{ rows, cols int }{{1, 1}, {1, 5}, {7, 3}, {12, 12}, {36, 14}, {48, 16}, {5, 30}} {
+		t.Run("", func(t *testing.T) {
+			mat := make([]float64, tc.rows*tc.cols)
+			x := make([]float64, tc.cols)
+			dst := make([]float64, tc.rows)
+			for i := range mat {
+				mat[i] = rng.NormFloat64()
+			}
+			for i := range x {
+				x[i] = rng.NormFloat64()
+			}
+			for i := range dst {
+				dst[i] = rng.NormFloat64()
+			}
+			want := make([]float64, tc.rows)
+			for r := range want {
+				want[r] = dst[r] + dot(mat[r*tc.cols:(r+1)*tc.cols], x)
+			}
+			matVecAdd(dst, mat, x)
+			for r := range want {
+				if dst[r] != want[r] {
+					t.Errorf("%dx%d row %d: %v, want %v", tc.rows, tc.cols, r, dst[r], want[r])
+				}
+			}
+		})
+	}
+}
