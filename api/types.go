@@ -45,6 +45,50 @@ type SubmitRequest struct {
 	// memory MB are used). Nil means the task's limits where set, else the
 	// daemon's default request.
 	Requests *Limits `json:"requests,omitempty"`
+	// Priority orders the queue: higher runs first, FIFO within a
+	// priority (default 0).
+	Priority int `json:"priority,omitempty"`
+}
+
+// Amounts are resource amounts in every dimension the scheduler accounts.
+type Amounts struct {
+	CPUCores float64 `json:"cpu_cores"`
+	MemoryMB float64 `json:"memory_mb"`
+	IOPS     float64 `json:"iops"`
+	NetMbps  float64 `json:"net_mbps"`
+}
+
+// PredictionStep is one step of a predicted curve: for DurationS seconds,
+// usage at or below P50 half the time and at or below Upper with
+// probability Prediction.UpperQuantile.
+type PredictionStep struct {
+	DurationS float64 `json:"duration_s"`
+	P50       Amounts `json:"p50"`
+	Upper     Amounts `json:"upper"`
+}
+
+// Prediction is the curve the scheduler planned a task with.
+type Prediction struct {
+	Model         string           `json:"model"` // e.g. "history/exact", "requests"
+	UpperQuantile float64          `json:"upper_quantile"`
+	Steps         []PredictionStep `json:"steps"`
+}
+
+// Reservation is a queued task's soft reservation in the calendar.
+type Reservation struct {
+	Held  bool       `json:"held"`            // false: waiting for room
+	Start *time.Time `json:"start,omitempty"` // planned start
+	Soft  Amounts    `json:"soft"`            // peak amount reserved
+}
+
+// Allocation is one change of a task's allocation.
+type Allocation struct {
+	Time         time.Time `json:"time"`
+	Limits       Limits    `json:"limits"`
+	SoftMemoryMB float64   `json:"soft_memory_mb,omitempty"`
+	SoftApplied  bool      `json:"soft_applied"`
+	Reason       string    `json:"reason"` // commit, adjust_up, adjust_down, oom_retry, evict, release, restore
+	Detail       string    `json:"detail,omitempty"`
 }
 
 // Stats is peak or mean per dimension; nil = unavailable, never zero.
@@ -86,6 +130,15 @@ type Task struct {
 	// Attempt counts starts lost to a daemon restart before this one (0 for
 	// a task that never had to be retried).
 	Attempt int `json:"attempt"`
+	// Priority is the task's queue priority.
+	Priority int `json:"priority"`
+	// Retries counts requeues after an OOM kill or an eviction.
+	Retries int `json:"retries,omitempty"`
+	// Prediction, Reservation and Allocations come from the predictive
+	// scheduler (absent under the fit policy).
+	Prediction  *Prediction  `json:"prediction,omitempty"`
+	Reservation *Reservation `json:"reservation,omitempty"`
+	Allocations []Allocation `json:"allocations,omitempty"`
 }
 
 // Point is one sample of a task's curve; nil = unavailable.
@@ -106,17 +159,32 @@ type Resources struct {
 	MemoryMB float64 `json:"memory_mb"`
 }
 
+// DimUsage is one dimension of the node as the scheduler sees it.
+type DimUsage struct {
+	Capacity     float64 `json:"capacity"`
+	Committed    float64 `json:"committed"`     // hard limits of running tasks
+	SoftReserved float64 `json:"soft_reserved"` // soft reservations now
+	SoftPeak     float64 `json:"soft_peak"`     // soft reservations' maximum over the horizon
+	Used         float64 `json:"used"`          // measured use of running tasks
+}
+
 // NodeStatus is the body of GET /v1/node.
 type NodeStatus struct {
-	Capacity   Resources `json:"capacity"`
-	Used       Resources `json:"used"`
-	Running    int       `json:"running"`
-	Queued     int       `json:"queued"`
-	MaxRunning int       `json:"max_running"`
-	MaxQueue   int       `json:"max_queue"`
-	Policy     string    `json:"policy"`
-	PID        int       `json:"pid"`
-	StartedAt  time.Time `json:"started_at"`
+	Capacity Resources `json:"capacity"`
+	// Used is what is reserved now: the hard limits of running tasks
+	// (predict policy) or their requests (fit policy).
+	Used Resources `json:"used"`
+	// Dims, under the predict policy, by dimension: "cpu" (cores),
+	// "memory" (MB), "iops", "net" (Mbps).
+	Dims       map[string]DimUsage `json:"dims,omitempty"`
+	Reserved   int                 `json:"reserved,omitempty"` // queued tasks holding a soft reservation
+	Running    int                 `json:"running"`
+	Queued     int                 `json:"queued"`
+	MaxRunning int                 `json:"max_running"`
+	MaxQueue   int                 `json:"max_queue"`
+	Policy     string              `json:"policy"`
+	PID        int                 `json:"pid"`
+	StartedAt  time.Time           `json:"started_at"`
 }
 
 // Event is one Server-Sent Event of GET /v1/events ("event: task").

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -65,6 +66,12 @@ type taskView struct {
 	InputBytes  int64       `json:"input_bytes"`
 	LogDir      string      `json:"log_dir,omitempty"`
 	Curve       []pointView `json:"curve,omitempty"`
+	// From the daemon's predictive scheduler (show --json).
+	Priority    int              `json:"priority,omitempty"`
+	Retries     int              `json:"retries,omitempty"`
+	Prediction  *api.Prediction  `json:"prediction,omitempty"`
+	Reservation *api.Reservation `json:"reservation,omitempty"`
+	Allocations []api.Allocation `json:"allocations,omitempty"`
 }
 
 func viewOf(r *task.Record, curve []profile.Sample) taskView {

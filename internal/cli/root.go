@@ -105,7 +105,8 @@ Examples:
 	pf.StringVar(&g.socket, "socket", "", "the daemon's socket (env PRESCIENT_SOCKET; default "+rootSocket+" as root, else $XDG_RUNTIME_DIR/prescient.sock, then "+rootSocket+")")
 	pf.BoolVar(&g.local, "local", false, "run, show and history work on the state directory directly, without a daemon")
 	root.AddCommand(newRunCmd(g), newShowCmd(g), newHistoryCmd(g), newWorkloadCmd(g),
-		newEvalCmd(g), newServeCmd(g), newShimCmd(g), newSubmitCmd(g), newPsCmd(g), newLogsCmd(g), newCancelCmd(g))
+		newEvalCmd(g), newServeCmd(g), newShimCmd(g), newSubmitCmd(g), newPsCmd(g), newLogsCmd(g), newCancelCmd(g),
+		newNodeCmd(g))
 	wrapArgs(root)
 	return root
 }

@@ -76,6 +76,12 @@ the same state directory picks them up.`,
 		},
 	}
 	fl := cmd.Flags()
+	fl.StringVar(&cfg.Policy, "policy", daemon.PolicyPredict, "scheduling policy: predict (predicted curves, live limits) or fit (declared requests)")
+	fl.DurationVar(&cfg.Sched.CommitWindow, "commit-window", 0, "hard limits at start cover the predicted upper quantile over this window (default 30s)")
+	fl.DurationVar(&cfg.Sched.MonitorWindow, "monitor-window", 0, "running limits cover the predicted upper quantile over this window ahead (default 10s)")
+	fl.DurationVar(&cfg.Sched.WholeStep, "predict-step", 0, "step of predicted whole-run curves (default 10 samples)")
+	fl.DurationVar(&cfg.Sched.TrainEvery, "train-every", 0, "refit the sequence models this often when new runs arrived (default 10m; negative: never)")
+	fl.IntVar(&cfg.Sched.RetryLimit, "oom-retries", 0, "requeues of an OOM-killed task with a larger estimate (default 3)")
 	fl.StringVar(&cfg.SocketGroup, "socket-group", "", "let this group (name or gid) use the socket too (mode 0660)")
 	fl.StringVar(&cpu, "cpu", "", "CPU cores tasks may reserve (default: the machine minus the reserve)")
 	fl.StringVar(&memory, "memory", "", "memory tasks may reserve, e.g. 16G (default: the machine minus the reserve)")

@@ -40,9 +40,13 @@ unavailable). With --json it prints the run as JSON, with the whole curve under 
 				}
 				rec, curve := fromAPI(t), samplesFromAPI(pts)
 				if asJSON {
-					return writeJSON(g.stdout, viewOf(rec, curve))
+					v := viewOf(rec, curve)
+					v.Priority, v.Retries = t.Priority, t.Retries
+					v.Prediction, v.Reservation, v.Allocations = t.Prediction, t.Reservation, t.Allocations
+					return writeJSON(g.stdout, v)
 				}
 				printShow(g, rec, curve)
+				printSched(g, t)
 				return nil
 			}
 			st, err := openLocal(g.stateDir, g.logger())

@@ -20,6 +20,7 @@ import (
 func newSubmitCmd(g *globals) *cobra.Command {
 	var f runFlags
 	var wait bool
+	var priority int
 	cmd := &cobra.Command{
 		Use:   "submit [flags] -- CMD [ARGS...]",
 		Short: "Queue a task on the daemon and print its id",
@@ -36,6 +37,7 @@ prints the task as JSON.`,
 			if err != nil {
 				return err
 			}
+			req.Priority = priority
 			c, _, err := g.dial(cmd.Context())
 			if err != nil {
 				return &exitError{exitPrescient, err}
@@ -71,6 +73,7 @@ prints the task as JSON.`,
 	fl.StringVar(&f.memory, "memory", "", "memory limit (also what is reserved)")
 	fl.StringVar(&f.iops, "iops", "", "block IO limit in operations per second")
 	fl.BoolVar(&wait, "wait", false, "wait for the task to end and exit with its code")
+	fl.IntVar(&priority, "priority", 0, "queue priority: higher runs first, FIFO within a priority")
 	fl.BoolVar(&f.json, "json", false, "print the task as JSON")
 	return cmd
 }

@@ -74,8 +74,12 @@ type Config struct {
 	// ShimCommand starts a shim: the run directory is appended. Default:
 	// this executable with the argument "shim".
 	ShimCommand []string
-	// Admitter decides when queued tasks start; nil: a FitAdmitter over
-	// the capacity above.
+	// Policy picks the scheduler: PolicyPredict (default) or PolicyFit.
+	Policy string
+	// Sched tunes the predictive scheduler.
+	Sched SchedConfig
+	// Admitter, if set, decides when queued tasks start instead of either
+	// policy (tests).
 	Admitter Admitter
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
@@ -131,6 +135,13 @@ func (c *Config) validate() error {
 	}
 	if c.Input == (api.InputLimits{}) {
 		c.Input = api.DefaultInputLimits
+	}
+	switch c.Policy {
+	case "":
+		c.Policy = PolicyPredict
+	case PolicyPredict, PolicyFit:
+	default:
+		return fmt.Errorf("policy %q: want %s or %s: %w", c.Policy, PolicyPredict, PolicyFit, ErrConfig)
 	}
 	if c.CgroupRoot == "" {
 		c.CgroupRoot = executor.DefaultRoot

@@ -10,11 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/executor"
+	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/predict"
 	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -31,6 +35,12 @@ type meta struct {
 	SetCred  bool        `json:"set_cred"`
 	Attempt  int         `json:"attempt"`
 	Requests task.Limits `json:"requests"`
+	// Scheduler bookkeeping (PolicyPredict).
+	Code        string           `json:"code,omitempty"` // signature's code hash, for the predictor
+	Priority    int              `json:"priority,omitempty"`
+	Retries     int              `json:"retries,omitempty"`
+	Prediction  *api.Prediction  `json:"prediction,omitempty"`
+	Allocations []api.Allocation `json:"allocations,omitempty"`
 }
 
 // job is a task the daemon has accepted and not yet finished.
@@ -40,13 +50,15 @@ type job struct {
 	elem *list.Element // in Daemon.queue while queued
 
 	// Guarded by Daemon.mu:
-	started   bool // dispatched to a shim (or re-attached)
+	softMB    float64 // soft memory limit the scheduler intends at start
+	started   bool    // dispatched to a shim (or re-attached)
 	shimPID   int
 	cancelled bool
 	finishing bool
 
-	smu     sync.Mutex // guards sampler
+	smu     sync.Mutex // guards sampler and sess
 	sampler *profile.Sampler
+	sess    *predict.Session // the predictor's live session (PolicyPredict)
 }
 
 // Daemon owns the queue, the shims that run tasks, the profiler and the
@@ -59,9 +71,24 @@ type Daemon struct {
 	ex     *executor.Executor
 	net    *profile.NetMonitor
 	signer *task.Signer
-	adm    Admitter
+	adm    Admitter // nil under PolicyPredict
 	cap    api.Resources
-	start  time.Time
+
+	// The predictive scheduler (PolicyPredict); nil otherwise. sch has its
+	// own lock: never call it while holding mu.
+	sch          *sched.Scheduler
+	led          *ledger.Ledger
+	eng          *predict.Engine
+	newRuns      atomic.Int64 // finished runs since the last training
+	modelVersion int          // owned by the trainer (and Run before it starts)
+	// handoff serialises the two places a task passes between the
+	// scheduler and the daemon's queue — dispatchSched (scheduler →
+	// running) and finishSched (running → requeued) — so neither sees the
+	// other's half-done move. Order: handoff, then sch, then mu.
+	handoff sync.Mutex
+	pmu     sync.Mutex // guards procs
+	procs   map[string]*executor.Process
+	start   time.Time
 
 	writes     chan *writeReq
 	wake       chan struct{}
@@ -94,8 +121,13 @@ func New(cfg Config) (*Daemon, error) {
 		queue: list.New(), jobs: map[string]*job{}, subs: map[*subscriber]struct{}{},
 	}
 	d.adm = cfg.Admitter
-	if d.adm == nil {
+	if d.adm == nil && cfg.Policy == PolicyFit {
 		d.adm = NewFitAdmitter(capacity)
+	}
+	if d.adm == nil {
+		if err := d.setupSched(); err != nil {
+			return nil, err
+		}
 	}
 	for _, sub := range []string{"run", "logs"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, sub), 0o755); err != nil {

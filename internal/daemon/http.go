@@ -409,6 +409,10 @@ func isLoopback(addr string) bool {
 func (d *Daemon) Run(ctx context.Context) error {
 	d.loops.Add(1)
 	go d.committer()
+	if d.sch != nil {
+		d.loadHistory()
+		d.loadModels()
+	}
 	if err := d.recover(); err != nil {
 		d.stopLoops()
 		return fmt.Errorf("recover: %w", err)
@@ -416,6 +420,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.loops.Add(2)
 	go d.dispatcher()
 	go d.sampleLoop()
+	if d.sch != nil {
+		d.loops.Add(1)
+		go d.trainLoop()
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	h := d.handler()

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -107,6 +108,9 @@ func (d *Daemon) requeue(j *job) {
 	d.mu.Lock()
 	j.elem = d.queue.PushBack(j)
 	d.mu.Unlock()
+	if d.sch != nil {
+		d.enqueueSched(j)
+	}
 	d.m.recovered.WithLabelValues("queued").Inc()
 }
 
@@ -119,7 +123,7 @@ func (d *Daemon) recoverEnded(j *job) {
 		j.started = true
 		d.running++
 		d.mu.Unlock()
-		d.adm.Restore(id, j.meta.Requests)
+		d.restoreAdmission(j)
 		d.m.recovered.WithLabelValues("finalized").Inc()
 		d.finish(j, x)
 		return
@@ -130,7 +134,7 @@ func (d *Daemon) recoverEnded(j *job) {
 		j.started = true
 		d.running++
 		d.mu.Unlock()
-		d.adm.Restore(id, j.meta.Requests)
+		d.restoreAdmission(j)
 		d.attachSampler(j)
 		d.m.recovered.WithLabelValues("adopted").Inc()
 		d.loops.Add(1)
@@ -158,6 +162,23 @@ func (d *Daemon) recoverEnded(j *job) {
 	d.requeue(j)
 }
 
+// restoreAdmission accounts for a task found running after a restart.
+func (d *Daemon) restoreAdmission(j *job) {
+	if d.sch == nil {
+		d.adm.Restore(j.rec.ID, j.meta.Requests)
+		return
+	}
+	d.mu.Lock()
+	t, lim := schedTask(j), j.rec.Limits
+	d.mu.Unlock()
+	if lim.IsZero() {
+		lim = j.meta.Requests
+	}
+	if err := d.sch.Restore(t, startedAt(j), lim, ledger.Curve{}, ""); err != nil {
+		d.log.Warn("restore allocation", "task", t.ID, "err", err)
+	}
+}
+
 func startedAt(j *job) time.Time {
 	if j.rec.StartedAt != nil {
 		return *j.rec.StartedAt
@@ -175,7 +196,7 @@ func (d *Daemon) reattach(j *job) {
 		j.shimPID = atoiOr0(string(b))
 	}
 	d.mu.Unlock()
-	d.adm.Restore(id, j.meta.Requests)
+	d.restoreAdmission(j)
 	d.m.recovered.WithLabelValues("reattached").Inc()
 	d.loops.Add(1)
 	go d.watch(j)

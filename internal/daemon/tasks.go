@@ -17,6 +17,7 @@ import (
 
 	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -76,7 +77,7 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 		ID: id, Signature: sig.Hash, Spec: spec, State: task.Queued, SubmittedAt: time.Now(),
 		InputBytes: sig.InputBytes, Limits: spec.Limits, LogDir: filepath.Join(d.cfg.StateDir, "logs", id),
 	}
-	m := meta{UID: who.UID, GID: who.GID, SetCred: !who.root(), Requests: reqs}
+	m := meta{UID: who.UID, GID: who.GID, SetCred: !who.root(), Requests: reqs, Code: sig.Code, Priority: req.Priority}
 	if m.SetCred {
 		m.Groups = supplementaryGroups(who.UID, who.GID)
 	}
@@ -91,6 +92,10 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 	j.elem = d.queue.PushBack(j)
 	t := toAPI(rec, m)
 	d.mu.Unlock()
+	if d.sch != nil {
+		d.enqueueSched(j)
+		d.withSched(&t)
+	}
 	d.publish(t)
 	d.poke()
 	return &t, nil
@@ -117,11 +122,23 @@ func (d *Daemon) requestsFor(l task.Limits, explicit *api.Limits) task.Limits {
 // dispatcher starts queued tasks as capacity allows.
 func (d *Daemon) dispatcher() {
 	defer d.loops.Done()
+	// The predictive scheduler also runs when capacity returns to the
+	// ledger and as reservations fall due.
+	var notify <-chan struct{}
+	var tickC <-chan time.Time
+	if d.sch != nil {
+		notify = d.led.Notify()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		tickC = tick.C
+	}
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-d.wake:
+		case <-notify:
+		case <-tickC:
 		}
 		d.dispatch()
 	}
@@ -132,6 +149,10 @@ func (d *Daemon) dispatcher() {
 const backfillWindow = 32
 
 func (d *Daemon) dispatch() {
+	if d.sch != nil {
+		d.dispatchSched()
+		return
+	}
 	var start []*job
 	d.mu.Lock()
 	skipped := 0
@@ -215,7 +236,7 @@ func (d *Daemon) spawnShim(j *job, dir string) (*os.File, *os.File, error) {
 		return nil, nil, fmt.Errorf("run directory %s is locked by another shim: %w", dir, err)
 	}
 	req := shimRequest{
-		ID: rec.ID, Argv: rec.Spec.Argv, Env: rec.Spec.Env, Dir: rec.Spec.Dir, Limits: rec.Spec.Limits,
+		ID: rec.ID, Argv: rec.Spec.Argv, Env: rec.Spec.Env, Dir: rec.Spec.Dir, Limits: rec.Limits,
 		UID: j.meta.UID, GID: j.meta.GID, Groups: j.meta.Groups, SetCred: j.meta.SetCred,
 		LogDir: rec.LogDir, LogMaxBytes: d.cfg.LogMaxBytes, LogKeep: d.cfg.LogKeep, CgroupRoot: d.cfg.CgroupRoot,
 	}
@@ -310,6 +331,9 @@ func (d *Daemon) attachSampler(j *job) {
 		_ = j.sampler.Close()
 	}
 	j.sampler = s
+	if d.sch != nil {
+		d.startSession(j)
+	}
 	j.smu.Unlock()
 }
 
@@ -356,6 +380,9 @@ func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
 	if err := d.st.Samples.Append(j.rec.ID, j.rec.Signature, s); err != nil {
 		d.log.Debug("store sample", "task", j.rec.ID, "err", err)
 	}
+	if d.sch != nil && !last {
+		d.observe(j, s, now)
+	}
 }
 
 // onShimExit handles the end of j's shim: from exit.json when it wrote
@@ -396,6 +423,9 @@ func (d *Daemon) finish(j *job, x *shimExit) {
 	curve, err := d.st.Samples.Curve(id)
 	if err != nil {
 		d.log.Warn("read curve", "task", id, "err", err)
+	}
+	if d.sch != nil && d.finishSched(j, x, cancelled, curve) {
+		return // requeued: OOM retry or eviction
 	}
 	d.mu.Lock()
 	r := j.rec
@@ -442,7 +472,10 @@ func (d *Daemon) finish(j *job, x *shimExit) {
 
 // end commits a final record and forgets the job.
 func (d *Daemon) end(j *job, rec *task.Record, t api.Task) {
-	if err := d.commit([]*task.Record{rec}, nil); err != nil {
+	d.mu.Lock()
+	m := encodeMeta(j.meta)
+	d.mu.Unlock()
+	if err := d.commit([]*task.Record{rec}, [][]byte{m}); err != nil {
 		// Leave the run directory: the next start finalizes it from exit.json.
 		d.log.Error("record end", "task", rec.ID, "err", err)
 		return
@@ -455,7 +488,11 @@ func (d *Daemon) end(j *job, rec *task.Record, t api.Task) {
 		d.running--
 	}
 	d.mu.Unlock()
-	d.adm.Release(rec.ID)
+	if d.sch != nil {
+		d.sch.Cancel(rec.ID) // a queued task; a run was finished by finishSched
+	} else {
+		d.adm.Release(rec.ID)
+	}
 	if err := os.RemoveAll(d.runDir(rec.ID)); err != nil {
 		d.log.Warn("remove run dir", "task", rec.ID, "err", err)
 	}
@@ -494,7 +531,12 @@ func (d *Daemon) lost(j *job, why string) {
 		return
 	}
 	d.m.recovered.WithLabelValues("requeued").Inc()
-	d.adm.Release(id)
+	if d.sch != nil {
+		d.forgetProc(id)
+		_, _ = d.sch.Finish(id, sched.Outcome{Cancelled: true})
+	} else {
+		d.adm.Release(id)
+	}
 	d.mu.Lock()
 	if j.started {
 		d.running--
@@ -503,12 +545,16 @@ func (d *Daemon) lost(j *job, why string) {
 	j.elem = d.queue.PushBack(j)
 	t := toAPI(rec, m)
 	d.mu.Unlock()
+	if d.sch != nil {
+		d.enqueueSched(j)
+	}
 	d.publish(t)
 	d.poke()
 }
 
 // removeCgroup removes a task's cgroups if they are still there.
 func (d *Daemon) removeCgroup(id string) {
+	d.forgetProc(id)
 	p, err := d.ex.Adopt(id)
 	if err != nil {
 		return
@@ -563,6 +609,7 @@ func (d *Daemon) Get(who identity, id string) (*api.Task, error) {
 	if j, ok := d.jobs[id]; ok && who.owns(j.meta) {
 		t := toAPI(j.rec, j.meta)
 		d.mu.Unlock()
+		d.withSched(&t)
 		return &t, nil
 	}
 	d.mu.Unlock()
@@ -657,14 +704,20 @@ func ptr[T any](v T) *T { return &v }
 
 // Node reports capacity, use and the queue.
 func (d *Daemon) Node() api.NodeStatus {
-	capacity, used := d.adm.Usage()
+	var n api.NodeStatus
+	if d.sch != nil {
+		d.nodeSched(&n)
+		n.Policy = PolicyPredict
+	} else {
+		n.Capacity, n.Used = d.adm.Usage()
+		n.Policy = d.adm.Name()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return api.NodeStatus{
-		Capacity: capacity, Used: used, Running: d.running, Queued: d.queue.Len(),
-		MaxRunning: d.cfg.MaxRunning, MaxQueue: d.cfg.MaxQueue, Policy: d.adm.Name(),
-		PID: os.Getpid(), StartedAt: d.start,
-	}
+	n.Running, n.Queued = d.running, d.queue.Len()
+	n.MaxRunning, n.MaxQueue = d.cfg.MaxRunning, d.cfg.MaxQueue
+	n.PID, n.StartedAt = os.Getpid(), d.start
+	return n
 }
 
 // toAPI converts a record and its meta to the API form.
@@ -677,6 +730,7 @@ func toAPI(r *task.Record, m meta) api.Task {
 		Peak: api.Stats(r.Peak), Mean: api.Stats(r.Mean), Samples: r.Samples,
 		SubmittedAt: r.SubmittedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, DurationS: r.DurationS,
 		InputBytes: r.InputBytes, LogDir: r.LogDir, Owner: api.Owner{UID: m.UID, GID: m.GID}, Attempt: m.Attempt,
+		Priority: m.Priority, Retries: m.Retries, Prediction: m.Prediction, Allocations: m.Allocations,
 	}
 }
 

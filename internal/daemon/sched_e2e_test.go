@@ -1,0 +1,170 @@
+package daemon_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prescient-sched/prescient/api"
+)
+
+// growScript holds 50 MB, then 150 MB, then 300 MB.
+const growScript = "1s:mem=50;2s:mem=150;2s:mem=300"
+
+// schedArgs make the predictor's whole-run curve fine-grained (1 s steps)
+// and the hard limit at start cover only the first second, so a task whose
+// memory grows starts with a low limit and must be raised in time.
+var schedArgs = []string{"--predict-step", "1s", "--commit-window", "1s", "--monitor-window", "1500ms", "--train-every", "-1s"}
+
+func growSpec() api.SubmitRequest { return spec(bin, "workload", "--quiet", growScript) }
+
+// buildHistory runs the growing workload n times at once and waits for
+// them: their curves become the signature's history.
+func buildHistory(t *testing.T, ctx context.Context, c *api.Client, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		tk, err := c.Submit(ctx, growSpec())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			final, err := c.Wait(ctx, tk.ID)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if final.State != api.StateSucceeded {
+				t.Errorf("history run %s: %s (%s)", tk.ID, final.State, final.Error)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		ts, _ := c.List(context.Background(), api.ListOptions{})
+		for _, x := range ts {
+			t.Logf("%s %s retries=%d err=%q allocations=%v", x.ID, x.State, x.Retries, x.Error, reasons(x.Allocations))
+		}
+		n, _ := c.Node(context.Background())
+		t.Logf("node %+v", n)
+		t.FailNow()
+	}
+}
+
+func reasons(as []api.Allocation) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Reason)
+	}
+	return out
+}
+
+// TestSchedRaisesMemoryAhead: a task of a known signature whose memory
+// grows past its initial limit is raised in time: no OOM, an adjust_up to
+// at least its 300 MB peak recorded.
+func TestSchedRaisesMemoryAhead(t *testing.T) {
+	needDaemon(t)
+	e := newEnv(t, schedArgs...)
+	e.start()
+	c := e.client()
+	ctx := ctxT(t, 90*time.Second)
+	buildHistory(t, ctx, c, 3)
+
+	tk, err := c.Submit(ctx, growSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := c.Wait(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.State != api.StateSucceeded || final.OOMKilled || final.Retries != 0 {
+		t.Fatalf("final = %s oom=%v retries=%d (%s); allocations %v", final.State, final.OOMKilled, final.Retries, final.Error, reasons(final.Allocations))
+	}
+	if final.Prediction == nil || final.Prediction.Model != "history/exact" {
+		t.Fatalf("prediction = %+v, want history/exact", final.Prediction)
+	}
+	as := final.Allocations
+	if len(as) < 3 || as[0].Reason != "commit" || as[len(as)-1].Reason != "release" {
+		t.Fatalf("allocations = %v", reasons(as))
+	}
+	if as[0].Limits.MemoryMB <= 0 || as[0].Limits.MemoryMB >= 300 {
+		t.Fatalf("initial memory limit %.0f MB: want a low (< 300 MB) predicted limit", as[0].Limits.MemoryMB)
+	}
+	raised := 0.0
+	for _, a := range as {
+		if a.Reason == "adjust_up" {
+			raised = max(raised, a.Limits.MemoryMB)
+		}
+	}
+	if raised < 300 {
+		t.Fatalf("memory never raised to the 300 MB peak (max adjust_up %.0f MB); allocations %+v", raised, as)
+	}
+	t.Logf("initial %.0f MB, raised to %.0f MB; %v", as[0].Limits.MemoryMB, raised, reasons(as))
+	for _, a := range as {
+		t.Logf("  %s %s mem=%.0f cpu=%.2f %s", a.Time.Format("05.000"), a.Reason, a.Limits.MemoryMB, a.Limits.CPUCores, a.Detail)
+	}
+	for _, s := range final.Prediction.Steps {
+		t.Logf("  step %.1fs p50 mem=%.0f up=%.0f cpu=%.2f/%.2f", s.DurationS, s.P50.MemoryMB, s.Upper.MemoryMB, s.P50.CPUCores, s.Upper.CPUCores)
+	}
+}
+
+// TestSchedOOMRequeue: when the node is full the raise cannot be granted;
+// the task is OOM-killed, requeued with a larger estimate, waits for room
+// and completes.
+func TestSchedOOMRequeue(t *testing.T) {
+	needDaemon(t)
+	e := newEnv(t, schedArgs...)
+	e.start()
+	c := e.client()
+	ctx := ctxT(t, 90*time.Second)
+	buildHistory(t, ctx, c, 3)
+	// Restart on a 600 MB node: the history is loaded from the store.
+	e.stop()
+	e.args = append([]string{"--memory", "600M"}, schedArgs...)
+	e.start()
+	c = e.client()
+
+	// Once the task has started (with a low limit), a task with no history
+	// declaring 350 MB takes what its growth needs: 600 − 350 < 330 MB.
+	tk, err := c.Submit(ctx, growSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, c, tk.ID, api.StateRunning)
+	blocker := spec("sleep", "8")
+	blocker.Requests = &api.Limits{CPUCores: 0.1, MemoryMB: 350}
+	bt, err := c.Submit(ctx, blocker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, c, bt.ID, api.StateRunning)
+	final, err := c.Wait(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.State != api.StateSucceeded || final.Retries < 1 {
+		t.Fatalf("final = %s retries=%d (%s); allocations %+v", final.State, final.Retries, final.Error, final.Allocations)
+	}
+	var retry *api.Allocation
+	for i, a := range final.Allocations {
+		if a.Reason == "oom_retry" {
+			retry = &final.Allocations[i]
+			break
+		}
+	}
+	if retry == nil || retry.Limits.MemoryMB < 300 {
+		t.Fatalf("no oom_retry with a larger estimate: %+v", final.Allocations)
+	}
+	b, err := c.Get(ctx, bt.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.FinishedAt == nil || final.StartedAt == nil || final.StartedAt.Before(*b.FinishedAt) {
+		t.Fatalf("the retry started at %v, before the blocker ended at %v", final.StartedAt, b.FinishedAt)
+	}
+	t.Logf("retry estimate %.0f MB; %v", retry.Limits.MemoryMB, reasons(final.Allocations))
+}

@@ -1,0 +1,255 @@
+package sched
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prescient-sched/prescient/internal/ledger"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scripts")
+
+// TestGolden runs the scripted scenarios in testdata/*.txt and compares
+// their transcripts with testdata/*.golden (regenerate with -update).
+//
+// Script lines (times are offsets from t0; values are p50[/phi]):
+//
+//	node cpu=2 mem=1000 [commit=30s monitor=10s]
+//	curve NAME | 10s cpu=1 mem=800/900 | 10s mem=100
+//	enqueue ID curve=NAME [prio=0] [at=0s]        (no curve: requests cpu=/mem=)
+//	dispatch at=0s (Schedule: replan if needed, then dispatch)   replan at=0s (forced)
+//	observe ID at=1s cpu=0.5 mem=300
+//	finish ID at=20s [oom] [cancel]              cancel ID
+//	show ID                  usage at=0s
+func TestGolden(t *testing.T) {
+	scripts, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no scripts: %v", err)
+	}
+	for _, path := range scripts {
+		name := strings.TrimSuffix(filepath.Base(path), ".txt")
+		t.Run(name, func(t *testing.T) {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := runScript(t, string(src))
+			golden := strings.TrimSuffix(path, ".txt") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("transcript differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+func parseVal(s string) (p50, phi float64, err error) {
+	a, b, two := strings.Cut(s, "/")
+	if p50, err = strconv.ParseFloat(a, 64); err != nil {
+		return
+	}
+	phi = p50
+	if two {
+		phi, err = strconv.ParseFloat(b, 64)
+	}
+	return
+}
+
+var dimKeys = map[string]ledger.Dim{"cpu": ledger.CPU, "mem": ledger.Memory, "iops": ledger.IO, "net": ledger.Net}
+
+func parseCurve(parts []string) (ledger.Curve, error) {
+	var c ledger.Curve
+	for _, p := range parts {
+		f := strings.Fields(p)
+		if len(f) == 0 {
+			continue
+		}
+		d, err := time.ParseDuration(f[0])
+		if err != nil {
+			return c, err
+		}
+		st := ledger.Step{Dur: d}
+		for _, kv := range f[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			dim, ok := dimKeys[k]
+			if !ok {
+				return c, fmt.Errorf("unknown dimension %q", k)
+			}
+			a, b, err := parseVal(v)
+			if err != nil {
+				return c, err
+			}
+			st.P50[dim], st.PHi[dim] = a, b
+		}
+		c.Steps = append(c.Steps, st)
+	}
+	return c, c.Validate()
+}
+
+func runScript(t *testing.T, src string) []byte {
+	var out bytes.Buffer
+	var (
+		s   *Scheduler
+		clk *fakeClock
+		ex  *fakeExec
+	)
+	pred := mapPredictor{}
+	rel := func(tm time.Time) string { return "+" + tm.Sub(t0).String() }
+	lim := func(v ledger.Vector) string { return fmt.Sprintf("cpu=%.3g mem=%.4g", v[ledger.CPU], v[ledger.Memory]) }
+	for n, line := range strings.Split(src, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			out.WriteString(line + "\n")
+			continue
+		}
+		out.WriteString("> " + line + "\n")
+		fail := func(err error) { t.Fatalf("line %d %q: %v", n+1, line, err) }
+		head, rest, _ := strings.Cut(line, "|")
+		f := strings.Fields(head)
+		kv := map[string]string{}
+		var flags []string
+		for _, x := range f[1:] {
+			if k, v, ok := strings.Cut(x, "="); ok {
+				kv[k] = v
+			} else {
+				flags = append(flags, x)
+			}
+		}
+		if at, ok := kv["at"]; ok && clk != nil {
+			d, err := time.ParseDuration(at)
+			if err != nil {
+				fail(err)
+			}
+			clk.Set(t0.Add(d))
+		}
+		num := func(k string) float64 {
+			if kv[k] == "" {
+				return 0
+			}
+			v, err := strconv.ParseFloat(kv[k], 64)
+			if err != nil {
+				fail(err)
+			}
+			return v
+		}
+		dur := func(k string) time.Duration {
+			if kv[k] == "" {
+				return 0
+			}
+			d, err := time.ParseDuration(kv[k])
+			if err != nil {
+				fail(err)
+			}
+			return d
+		}
+		switch f[0] {
+		case "node":
+			var err error
+			s, clk, ex, err = newTest(vec(num("cpu"), num("mem")), pred, func(c *Config) {
+				c.CommitWindow, c.MonitorWindow = dur("commit"), dur("monitor")
+				c.DownAfter = 3
+			})
+			if err != nil {
+				fail(err)
+			}
+		case "curve":
+			c, err := parseCurve(strings.Split(rest, "|"))
+			if err != nil {
+				fail(err)
+			}
+			pred[f[1]] = c
+		case "enqueue":
+			v, err := s.Enqueue(Task{ID: f[1], Priority: int(num("prio")), Features: Features{Signature: kv["curve"], Requests: vec(num("cpu"), num("mem"))}})
+			if err != nil {
+				fail(err)
+			}
+			if v.Reserved {
+				fmt.Fprintf(&out, "%s reserved start=%s peak{%s} model=%s\n", v.ID, rel(v.ResStart), lim(v.ResPeak), v.Model)
+			} else {
+				fmt.Fprintf(&out, "%s queued without a reservation\n", v.ID)
+			}
+		case "dispatch":
+			for _, st := range s.Schedule(0) {
+				fmt.Fprintf(&out, "start %s limits{%s} soft=%.4g waited=%v\n", st.ID, lim(ledger.FromLimits(st.Limits)), st.SoftMemoryMB, st.Waited)
+			}
+		case "replan":
+			fmt.Fprintf(&out, "replanned %d\n", s.Replan())
+			var ids []string
+			for id, e := range s.tasks {
+				if e.state == Queued {
+					ids = append(ids, id)
+				}
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				e := s.tasks[id]
+				if e.reserved {
+					fmt.Fprintf(&out, "  %s reserved start=%s\n", id, rel(e.resStart))
+				} else {
+					fmt.Fprintf(&out, "  %s unreserved\n", id)
+				}
+			}
+		case "observe":
+			changed, err := s.Observe(f[1], Observation{At: clk.Now(), Used: vec(num("cpu"), num("mem"))})
+			if err != nil {
+				fmt.Fprintf(&out, "error: %v\n", err)
+			}
+			if changed {
+				v, _ := s.Get(f[1])
+				a := v.Allocs[len(v.Allocs)-1]
+				fmt.Fprintf(&out, "%s %s limits{%s} soft=%.4g\n", f[1], a.Reason, lim(ledger.FromLimits(a.Limits)), a.SoftMemoryMB)
+			}
+			for _, id := range ex.evicted {
+				fmt.Fprintf(&out, "evicted %s\n", id)
+			}
+			ex.evicted = nil
+		case "finish":
+			r, err := s.Finish(f[1], Outcome{OOMKilled: slices.Contains(flags, "oom"), Cancelled: slices.Contains(flags, "cancel")})
+			if err != nil {
+				fmt.Fprintf(&out, "error: %v\n", err)
+				continue
+			}
+			if r.Requeued {
+				v, _ := s.Get(f[1])
+				fmt.Fprintf(&out, "requeued (%s) estimate=%.4g retries=%d reserved=%v start=%s\n", r.Reason, r.EstimateMB, r.Retries, v.Reserved, rel(v.ResStart))
+			} else {
+				fmt.Fprintln(&out, "ended")
+			}
+		case "cancel":
+			fmt.Fprintf(&out, "cancelled=%v\n", s.Cancel(f[1]))
+		case "show":
+			v, ok := s.Get(f[1])
+			if !ok {
+				fmt.Fprintln(&out, "unknown")
+				continue
+			}
+			fmt.Fprintf(&out, "%s %s limits{%s} retries=%d\n", v.ID, v.State, lim(ledger.FromLimits(v.Limits)), v.Retries)
+			for _, a := range v.Allocs {
+				fmt.Fprintf(&out, "  %s %s limits{%s} soft=%.4g %s\n", rel(a.At), a.Reason, lim(ledger.FromLimits(a.Limits)), a.SoftMemoryMB, a.Detail)
+			}
+		case "usage":
+			u := s.Usage()
+			fmt.Fprintf(&out, "committed{%s} soft-now{%s} used{%s} queued=%d running=%d\n", lim(u.Committed), lim(u.SoftNow), lim(u.Used), u.Queued, u.Running)
+		default:
+			fail(fmt.Errorf("unknown command"))
+		}
+	}
+	return out.Bytes()
+}

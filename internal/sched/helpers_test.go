@@ -1,0 +1,90 @@
+package sched
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// mapPredictor answers from a table by signature; unknown → no curve.
+type mapPredictor map[string]ledger.Curve
+
+func (m mapPredictor) Predict(f Features) (ledger.Curve, string) {
+	c, ok := m[f.Signature]
+	if !ok {
+		return ledger.Curve{}, ""
+	}
+	return c, "table"
+}
+
+// fakeExec records every call; it can refuse updates and evict.
+type fakeExec struct {
+	updates map[string][]task.Limits
+	soft    map[string]float64
+	evicted []string
+	refuse  bool
+}
+
+func newFakeExec() *fakeExec {
+	return &fakeExec{updates: map[string][]task.Limits{}, soft: map[string]float64{}}
+}
+
+func (f *fakeExec) Update(id string, l task.Limits) error {
+	if f.refuse {
+		return fmt.Errorf("refused")
+	}
+	f.updates[id] = append(f.updates[id], l)
+	return nil
+}
+
+func (f *fakeExec) SetSoftMemory(id string, mb float64) error {
+	f.soft[id] = mb
+	return nil
+}
+
+func (f *fakeExec) Evict(id string) error {
+	f.evicted = append(f.evicted, id)
+	return nil
+}
+
+// newTest returns a scheduler over a fresh ledger of capacity c with 1 s
+// slots, a fake clock at t0, a table predictor and a fake executor.
+func newTest(c ledger.Vector, pred mapPredictor, mod func(*Config)) (*Scheduler, *fakeClock, *fakeExec, error) {
+	led, err := ledger.New(ledger.Config{Capacity: c, SlotWidth: time.Second, Horizon: time.Hour, Start: t0}, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	clk := &fakeClock{now: t0}
+	ex := newFakeExec()
+	cfg := Config{Ledger: led, Predictor: pred, Executor: ex, Clock: clk, TTL: 10 * time.Minute}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := New(cfg)
+	return s, clk, ex, err
+}
+
+func vec(cpu, mem float64) ledger.Vector { return ledger.Vector{ledger.CPU: cpu, ledger.Memory: mem} }

@@ -1,0 +1,189 @@
+package sched
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/prescient-sched/prescient/internal/ledger"
+)
+
+// randCurve is 1-4 steps of 1-20 s, up to 1.5 cores and 600 MB.
+func randCurve(rng *rand.Rand) ledger.Curve {
+	c := ledger.Curve{Steps: make([]ledger.Step, 1+rng.IntN(4))}
+	for i := range c.Steps {
+		p50 := vec(0.05+rng.Float64()*1.2, 10+rng.Float64()*500)
+		hi := 1 + rng.Float64()*0.3
+		c.Steps[i] = ledger.Step{Dur: time.Duration(1+rng.IntN(20)) * time.Second, P50: p50, PHi: vec(p50[0]*hi, p50[1]*hi)}
+	}
+	return c
+}
+
+// TestPropertyInterleavings drives random interleavings of enqueue,
+// dispatch, observe (adjust, evict), cancel and finish (some OOM-killed),
+// and checks after every step: hard allocations never exceed capacity;
+// the scheduler's accounting matches the ledger's; every reservation made
+// is released (or expired) exactly once; no task is lost or run twice.
+func TestPropertyInterleavings(t *testing.T) {
+	for seed := range uint64(40) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			capv := vec(2, 2000)
+			pred := mapPredictor{}
+			for i := range 8 {
+				pred[fmt.Sprint("sig", i)] = randCurve(rng)
+			}
+			s, clk, ex, err := newTest(capv, pred, func(c *Config) {
+				c.TTL = time.Duration(5+rng.IntN(60)) * time.Second
+				c.ReplanWindow = 1 + rng.IntN(16)
+				c.DownAfter = 1 + rng.IntN(3)
+				c.MonitorWindow = time.Duration(1+rng.IntN(10)) * time.Second
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := t0
+			queued := map[string]bool{}
+			running := map[string]bool{}
+			ended := map[string]int{}
+			starts := map[string]int{}
+			requeues := map[string]int{}
+			next := 0
+			check := func(step int, op string) {
+				t.Helper()
+				snap := s.Ledger().Snapshot(now)
+				for d := range snap.Committed {
+					if snap.Committed[d] > capv[d]+1e-6 {
+						t.Fatalf("step %d (%s): committed %v exceeds capacity %v", step, op, snap.Committed, capv)
+					}
+					if diff := snap.Committed[d] - s.committed[d]; diff > 0.01 || diff < -0.01 {
+						t.Fatalf("step %d (%s): ledger committed %v, scheduler %v", step, op, snap.Committed, s.committed)
+					}
+				}
+				st := s.Stats()
+				if live := snap.Soft + snap.Hard; st.Reserved != st.Released+st.Expired+live {
+					t.Fatalf("step %d (%s): reserved %d != released %d + expired %d + live %d", step, op, st.Reserved, st.Released, st.Expired, live)
+				}
+				if snap.Hard != len(running) {
+					t.Fatalf("step %d (%s): %d hard allocations, %d running", step, op, snap.Hard, len(running))
+				}
+				if len(s.tasks) != len(queued)+len(running) {
+					t.Fatalf("step %d (%s): scheduler holds %d tasks, test %d queued + %d running", step, op, len(s.tasks), len(queued), len(running))
+				}
+				for id, e := range s.tasks {
+					if (e.state == Running) != running[id] || (e.state == Queued) != queued[id] {
+						t.Fatalf("step %d (%s): %s is %v in the scheduler", step, op, id, e.state)
+					}
+				}
+			}
+			finish := func(id string, o Outcome) {
+				r, err := s.Finish(id, o)
+				if err != nil {
+					t.Fatalf("finish %s: %v", id, err)
+				}
+				delete(running, id)
+				if r.Requeued {
+					queued[id] = true
+					requeues[id]++
+				} else {
+					ended[id]++
+				}
+			}
+			for step := range 400 {
+				now = now.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
+				clk.Set(now)
+				op := rng.IntN(10)
+				var name string
+				switch {
+				case op < 3:
+					name = "enqueue"
+					id := fmt.Sprint("t", next)
+					next++
+					_, err := s.Enqueue(Task{ID: id, Priority: rng.IntN(3), Features: Features{Signature: fmt.Sprint("sig", rng.IntN(10)), Requests: vec(0.5, 200)}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					queued[id] = true
+				case op < 5:
+					name = "dispatch"
+					dispatch := s.Schedule
+					if rng.IntN(3) == 0 {
+						dispatch = s.Dispatch
+					}
+					for _, st := range dispatch(rng.IntN(4)) {
+						if running[st.ID] || !queued[st.ID] {
+							t.Fatalf("step %d: dispatched %s, running=%v queued=%v", step, st.ID, running[st.ID], queued[st.ID])
+						}
+						delete(queued, st.ID)
+						running[st.ID] = true
+						starts[st.ID]++
+					}
+				case op < 8:
+					name = "observe"
+					for id := range running {
+						e := s.tasks[id]
+						use := ledger.FromLimits(e.limits)
+						f := rng.Float64() * 1.3
+						_, err := s.Observe(id, Observation{At: now, Used: vec(use[0]*f, use[1]*f)})
+						if err != nil {
+							t.Fatal(err)
+						}
+						break
+					}
+					for _, id := range ex.evicted {
+						finish(id, Outcome{}) // the kill lands; the scheduler requeues
+					}
+					ex.evicted = nil
+				case op < 9:
+					name = "finish"
+					for id := range running {
+						finish(id, Outcome{OOMKilled: rng.IntN(4) == 0, Cancelled: rng.IntN(10) == 0})
+						break
+					}
+				default:
+					name = "cancel"
+					for id := range queued {
+						if !s.Cancel(id) {
+							t.Fatalf("cancel of queued %s refused", id)
+						}
+						delete(queued, id)
+						ended[id]++
+						break
+					}
+				}
+				check(step, name)
+			}
+			// Drain: everything ends, nothing is left held.
+			for id := range running {
+				finish(id, Outcome{Cancelled: true})
+			}
+			for id := range queued {
+				if !s.Cancel(id) {
+					t.Fatalf("cancel of queued %s refused", id)
+				}
+				delete(queued, id)
+				ended[id]++
+			}
+			check(-1, "drain")
+			st := s.Stats()
+			t.Logf("stats %+v", st)
+			if st.Commits == 0 || st.Adjusts == 0 {
+				t.Fatalf("the interleaving exercised too little: %+v", st)
+			}
+			snap := s.Ledger().Snapshot(now)
+			if snap.Soft != 0 || snap.Hard != 0 || snap.Committed != (ledger.Vector{}) {
+				t.Fatalf("after drain the ledger holds %d soft, %d hard, committed %v", snap.Soft, snap.Hard, snap.Committed)
+			}
+			for i := range next {
+				id := fmt.Sprint("t", i)
+				if ended[id] != 1 {
+					t.Fatalf("%s ended %d times", id, ended[id])
+				}
+				if starts[id] > requeues[id]+1 {
+					t.Fatalf("%s started %d times with %d requeues", id, starts[id], requeues[id])
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,85 @@
+package sched
+
+// fifo is one priority's queue in arrival order. Removal from the middle
+// (a cancel, a backfilled start) leaves a hole that is skipped and
+// compacted away once holes outnumber entries, so push, remove and a full
+// scan are all amortised O(1) per entry.
+type fifo struct {
+	items []*entry // nil = hole
+	head  int      // items before head are holes
+	n     int      // live entries
+}
+
+func (q *fifo) len() int { return q.n }
+
+func (q *fifo) push(e *entry) {
+	e.qi = len(q.items)
+	q.items = append(q.items, e)
+	q.n++
+}
+
+func (q *fifo) remove(e *entry) {
+	if e.qi < 0 || e.qi >= len(q.items) || q.items[e.qi] != e {
+		return
+	}
+	q.items[e.qi] = nil
+	e.qi = -1
+	q.n--
+	for q.head < len(q.items) && q.items[q.head] == nil {
+		q.head++
+	}
+	if q.n == 0 {
+		q.items, q.head = q.items[:0], 0
+		return
+	}
+	if holes := len(q.items) - q.n; holes > 32 && holes > q.n {
+		live := q.items[:0]
+		for _, x := range q.items[q.head:] {
+			if x != nil {
+				x.qi = len(live)
+				live = append(live, x)
+			}
+		}
+		clear(q.items[len(live):])
+		q.items, q.head = live, 0
+	}
+}
+
+// next returns the first live entry at or after index i and its index
+// (nil, len when none).
+func (q *fifo) next(i int) (*entry, int) {
+	for i = max(i, q.head); i < len(q.items); i++ {
+		if q.items[i] != nil {
+			return q.items[i], i
+		}
+	}
+	return nil, len(q.items)
+}
+
+// dueHeap orders reserved queued entries by reserved start, then arrival.
+type dueHeap []*entry
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if !h[i].resStart.Equal(h[j].resStart) {
+		return h[i].resStart.Before(h[j].resStart)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *dueHeap) Push(x any) {
+	e := x.(*entry)
+	e.hidx = len(*h)
+	*h = append(*h, e)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.hidx = -1
+	return e
+}
