@@ -395,6 +395,8 @@ func (l *Ledger) advance(now time.Time) {
 // slot gets the maximum of the steps that touch it, so a slot shared by two
 // steps is not counted twice.
 func (l *Ledger) place(start int64, sh *shape, sign int64) {
+	l.cal.batch()
+	defer l.cal.flush()
 	w := l.width
 	var (
 		have     bool
