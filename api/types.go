@@ -76,9 +76,12 @@ type Prediction struct {
 
 // Reservation is a queued task's soft reservation in the calendar.
 type Reservation struct {
-	Held  bool       `json:"held"`            // false: waiting for room
-	Start *time.Time `json:"start,omitempty"` // planned start
-	Soft  Amounts    `json:"soft"`            // peak amount reserved
+	Held bool `json:"held"` // false: waiting for room (or deferred)
+	// Deferred: more tasks are ahead in the queue than the scheduler plans
+	// (serve --plan-depth); it is planned as they leave.
+	Deferred bool       `json:"deferred,omitempty"`
+	Start    *time.Time `json:"start,omitempty"` // planned start
+	Soft     Amounts    `json:"soft"`            // peak amount reserved
 }
 
 // Allocation is one change of a task's allocation.
@@ -176,15 +179,18 @@ type NodeStatus struct {
 	Used Resources `json:"used"`
 	// Dims, under the predict policy, by dimension: "cpu" (cores),
 	// "memory" (MB), "iops", "net" (Mbps).
-	Dims       map[string]DimUsage `json:"dims,omitempty"`
-	Reserved   int                 `json:"reserved,omitempty"` // queued tasks holding a soft reservation
-	Running    int                 `json:"running"`
-	Queued     int                 `json:"queued"`
-	MaxRunning int                 `json:"max_running"`
-	MaxQueue   int                 `json:"max_queue"`
-	Policy     string              `json:"policy"`
-	PID        int                 `json:"pid"`
-	StartedAt  time.Time           `json:"started_at"`
+	Dims     map[string]DimUsage `json:"dims,omitempty"`
+	Reserved int                 `json:"reserved,omitempty"` // queued tasks holding a soft reservation
+	// ModelVersion is the version of the trained sequence models the
+	// predictor serves (<state>/models/models-NNNNNN.bin); 0: none yet.
+	ModelVersion int       `json:"model_version,omitempty"`
+	Running      int       `json:"running"`
+	Queued       int       `json:"queued"`
+	MaxRunning   int       `json:"max_running"`
+	MaxQueue     int       `json:"max_queue"`
+	Policy       string    `json:"policy"`
+	PID          int       `json:"pid"`
+	StartedAt    time.Time `json:"started_at"`
 }
 
 // Event is one Server-Sent Event of GET /v1/events ("event: task").

@@ -67,6 +67,13 @@ func printNode(g *globals, n *api.NodeStatus) {
 		fmt.Fprintf(w, " (%d holding a soft reservation)", n.Reserved)
 	}
 	fmt.Fprintln(w)
+	if n.Policy == "predict" {
+		if n.ModelVersion > 0 {
+			fmt.Fprintf(w, "sequence models: version %d\n", n.ModelVersion)
+		} else {
+			fmt.Fprintln(w, "sequence models: none trained yet (history and baselines serve)")
+		}
+	}
 }
 
 // printSched prints what the predictive scheduler planned and changed.
@@ -86,6 +93,8 @@ func printSched(g *globals, t *api.Task) {
 	if r := t.Reservation; r != nil {
 		if r.Held && r.Start != nil {
 			fmt.Fprintf(w, "  reservation soft, start %s, cpu %.2f cores, memory %.0f MB\n", r.Start.Format("15:04:05"), r.Soft.CPUCores, r.Soft.MemoryMB)
+		} else if r.Deferred {
+			fmt.Fprintln(w, "  reservation none yet: deferred behind the planned tasks (serve --plan-depth)")
 		} else {
 			fmt.Fprintln(w, "  reservation none yet: waiting for room")
 		}

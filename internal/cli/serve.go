@@ -81,6 +81,7 @@ the same state directory picks them up.`,
 	fl.DurationVar(&cfg.Sched.MonitorWindow, "monitor-window", 0, "running limits cover the predicted upper quantile over this window ahead (default 10s)")
 	fl.DurationVar(&cfg.Sched.WholeStep, "predict-step", 0, "step of predicted whole-run curves (default 10 samples)")
 	fl.DurationVar(&cfg.Sched.TrainEvery, "train-every", 0, "refit the sequence models this often when new runs arrived (default 10m; negative: never)")
+	fl.IntVar(&cfg.Sched.PlanDepth, "plan-depth", 0, "queued tasks, in priority order, that hold soft reservations; the rest are planned as these leave (default 512)")
 	fl.IntVar(&cfg.Sched.RetryLimit, "oom-retries", 0, "requeues of an OOM-killed task with a larger estimate (default 3)")
 	fl.StringVar(&cfg.SocketGroup, "socket-group", "", "let this group (name or gid) use the socket too (mode 0660)")
 	fl.StringVar(&cpu, "cpu", "", "CPU cores tasks may reserve (default: the machine minus the reserve)")

@@ -40,6 +40,9 @@ type SchedConfig struct {
 	CommitWindow, MonitorWindow time.Duration
 	// RetryLimit bounds OOM retries per task (default 3).
 	RetryLimit int
+	// PlanDepth: how many queued tasks hold soft reservations (default
+	// sched.DefaultPlanDepth); the rest wait deferred.
+	PlanDepth int
 	// WholeStep is the step of the predicted whole-run curves (default
 	// 10 × the sampling interval, at least 1 s).
 	WholeStep time.Duration
@@ -80,7 +83,7 @@ func (d *Daemon) setupSched() error {
 	}
 	sch, err := sched.New(sched.Config{
 		Ledger: led, Predictor: enginePredictor{eng}, Executor: schedExec{d}, Log: d.log,
-		CommitWindow: sc.CommitWindow, MonitorWindow: sc.MonitorWindow, RetryLimit: sc.RetryLimit,
+		CommitWindow: sc.CommitWindow, MonitorWindow: sc.MonitorWindow, RetryLimit: sc.RetryLimit, PlanDepth: sc.PlanDepth,
 		MinCPU: 0.1, // a task's own start-up (page faults, runtime init) needs more than a sliver
 	})
 	if err != nil {
@@ -415,7 +418,7 @@ func (d *Daemon) withSched(t *api.Task) {
 	}
 	t.Prediction, t.Allocations, t.Retries = predictionOf(v), allocationsOf(v), v.Retries
 	if v.State == sched.Queued {
-		r := &api.Reservation{Held: v.Reserved, Soft: amounts(v.ResPeak)}
+		r := &api.Reservation{Held: v.Reserved, Deferred: v.Deferred, Soft: amounts(v.ResPeak)}
 		if v.Reserved {
 			at := v.ResStart
 			r.Start = &at
@@ -430,6 +433,7 @@ func (d *Daemon) nodeSched(n *api.NodeStatus) {
 	n.Capacity = api.Resources{CPUCores: u.Capacity[ledger.CPU], MemoryMB: u.Capacity[ledger.Memory]}
 	n.Used = api.Resources{CPUCores: u.Committed[ledger.CPU], MemoryMB: u.Committed[ledger.Memory]}
 	n.Reserved = u.Reserved
+	n.ModelVersion = int(d.modelVersion.Load())
 	n.Dims = map[string]api.DimUsage{}
 	for dim := range ledger.NumDims {
 		n.Dims[dim.String()] = api.DimUsage{Capacity: u.Capacity[dim], Committed: u.Committed[dim],
@@ -487,7 +491,7 @@ func (d *Daemon) loadModels() {
 		}
 		if err == nil {
 			d.log.Info("models loaded", "file", files[i])
-			d.modelVersion = modelVersion(files[i])
+			d.modelVersion.Store(int64(modelVersion(files[i])))
 			return
 		}
 		d.log.Warn("skip model file", "file", files[i], "err", err)
@@ -554,17 +558,18 @@ func (d *Daemon) trainOnce(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	d.modelVersion++
-	path := filepath.Join(dir, fmt.Sprintf("models-%06d.bin", d.modelVersion))
+	v := d.modelVersion.Load() + 1
+	path := filepath.Join(dir, fmt.Sprintf("models-%06d.bin", v))
 	if err := writeFileAtomic(path, b, false); err != nil {
 		return err
 	}
+	d.modelVersion.Store(v)
 	// Keep the three newest sets.
 	if fs := d.modelFiles(); len(fs) > 3 {
 		for _, f := range fs[:len(fs)-3] {
 			_ = os.Remove(f)
 		}
 	}
-	d.log.Info("models trained", "version", d.modelVersion, "bytes", len(b))
+	d.log.Info("models trained", "version", v, "bytes", len(b))
 	return nil
 }

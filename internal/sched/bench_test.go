@@ -34,7 +34,9 @@ func benchCurves(rng *rand.Rand, n int) []ledger.Curve {
 	return out
 }
 
-func benchScheduler(b *testing.B, rng *rand.Rand, queued int) (*Scheduler, *fakeClock, mapPredictor) {
+// benchScheduler queues queued tasks on the bench node; depth is the
+// PlanDepth (0: the default).
+func benchScheduler(b *testing.B, rng *rand.Rand, queued, depth int) (*Scheduler, *fakeClock, mapPredictor) {
 	b.Helper()
 	led, err := ledger.New(ledger.Config{Capacity: benchCapacity, Start: t0, DefaultTTL: 48 * time.Hour}, nil)
 	if err != nil {
@@ -45,7 +47,7 @@ func benchScheduler(b *testing.B, rng *rand.Rand, queued int) (*Scheduler, *fake
 		pred[fmt.Sprint("sig", i)] = c
 	}
 	clk := &fakeClock{now: t0}
-	s, err := New(Config{Ledger: led, Predictor: pred, Executor: newFakeExec(), Clock: clk, TTL: 48 * time.Hour})
+	s, err := New(Config{Ledger: led, Predictor: pred, Executor: newFakeExec(), Clock: clk, TTL: 48 * time.Hour, PlanDepth: depth})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,10 +61,22 @@ func benchScheduler(b *testing.B, rng *rand.Rand, queued int) (*Scheduler, *fake
 
 // BenchmarkEnqueue10k: predict + soft reserve + queue with 10,000 queued.
 // Each op enqueues one task and cancels the oldest, so the queue stays at
-// 10,000.
+// 10,000. At the default planning depth the new task queues deferred and
+// the cancel plans the first deferred task — one soft reserve per op, in a
+// calendar 512 tasks deep; "unbounded" plans every task (a soft reserve
+// 10,000 tasks deep per op).
 func BenchmarkEnqueue10k(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		depth int
+	}{{"depth=512", 0}, {"unbounded", 1 << 30}} {
+		b.Run(c.name, func(b *testing.B) { benchEnqueue(b, c.depth) })
+	}
+}
+
+func benchEnqueue(b *testing.B, depth int) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	s, _, _ := benchScheduler(b, rng, 10000)
+	s, _, _ := benchScheduler(b, rng, 10000, depth)
 	ids := make([]string, 0, 1<<20)
 	for i := range 10000 {
 		ids = append(ids, fmt.Sprint("q", i))
@@ -90,7 +104,7 @@ func BenchmarkEnqueue10k(b *testing.B) {
 // and replaced, so the calendar stays at 10,000. Reports the p99 latency.
 func BenchmarkDispatch10k(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	s, clk, _ := benchScheduler(b, rng, 10000)
+	s, clk, _ := benchScheduler(b, rng, 10000, 1<<30) // every task planned
 	now := t0
 	var lat []time.Duration
 	next := 10000
@@ -120,7 +134,7 @@ func BenchmarkDispatch10k(b *testing.B) {
 // and re-reserved in priority order) with 10,000 reservations.
 func BenchmarkReplan10k(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	s, clk, _ := benchScheduler(b, rng, 10000)
+	s, clk, _ := benchScheduler(b, rng, 10000, 1<<30) // every task planned
 	now := t0
 	b.ResetTimer()
 	for b.Loop() {
@@ -134,7 +148,7 @@ func BenchmarkReplan10k(b *testing.B) {
 // usage wandering around the prediction so that some samples adjust.
 func BenchmarkMonitor(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	s, clk, _ := benchScheduler(b, rng, 0)
+	s, clk, _ := benchScheduler(b, rng, 0, 0)
 	for i := range 32 {
 		if _, err := s.Enqueue(Task{ID: fmt.Sprint("r", i), Features: Features{Signature: fmt.Sprint("sig", i)}}); err != nil {
 			b.Fatal(err)

@@ -39,6 +39,9 @@ func TestPropertyInterleavings(t *testing.T) {
 				c.ReplanWindow = 1 + rng.IntN(16)
 				c.DownAfter = 1 + rng.IntN(3)
 				c.MonitorWindow = time.Duration(1+rng.IntN(10)) * time.Second
+				if seed%2 == 1 {
+					c.PlanDepth = 1 + rng.IntN(4) // exercise deferral
+				}
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -76,6 +79,7 @@ func TestPropertyInterleavings(t *testing.T) {
 						t.Fatalf("step %d (%s): %s is %v in the scheduler", step, op, id, e.state)
 					}
 				}
+				checkPlan(t, s, fmt.Sprintf("step %d (%s)", step, op))
 			}
 			finish := func(id string, o Outcome) {
 				r, err := s.Finish(id, o)
@@ -185,5 +189,51 @@ func TestPropertyInterleavings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkPlan checks the planning-depth invariants: planned + deferred is
+// the queue; a deferred task waits only while PlanDepth are planned; in
+// every FIFO the deferred entries are a suffix, and fifo.def points at the
+// first; no deferred task holds a reservation.
+func checkPlan(t *testing.T, s *Scheduler, at string) {
+	t.Helper()
+	planned, deferred := 0, 0
+	for _, p := range s.prios {
+		q := s.fifo[p]
+		seenDef := false
+		for i := q.head; i < len(q.items); i++ {
+			e := q.items[i]
+			if e == nil {
+				continue
+			}
+			if e.qi != i {
+				t.Fatalf("%s: %s at %d thinks it is at %d", at, e.t.ID, i, e.qi)
+			}
+			if e.deferred {
+				if !seenDef && q.def != i {
+					t.Fatalf("%s: first deferred at %d, fifo.def = %d", at, i, q.def)
+				}
+				seenDef = true
+				deferred++
+				if e.reserved {
+					t.Fatalf("%s: deferred %s holds a reservation", at, e.t.ID)
+				}
+			} else {
+				if seenDef {
+					t.Fatalf("%s: planned %s after a deferred task in priority %d", at, e.t.ID, p)
+				}
+				planned++
+			}
+		}
+		if !seenDef && q.def != -1 {
+			t.Fatalf("%s: no deferred entry, fifo.def = %d", at, q.def)
+		}
+	}
+	if planned != s.planned || deferred != s.deferredN {
+		t.Fatalf("%s: counted %d planned, %d deferred; scheduler says %d, %d", at, planned, deferred, s.planned, s.deferredN)
+	}
+	if deferred > 0 && planned < s.cfg.PlanDepth {
+		t.Fatalf("%s: %d deferred while only %d of %d are planned", at, deferred, planned, s.cfg.PlanDepth)
 	}
 }

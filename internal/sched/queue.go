@@ -8,7 +8,14 @@ type fifo struct {
 	items []*entry // nil = hole
 	head  int      // items before head are holes
 	n     int      // live entries
+	// def is the index of the first deferred entry (see Config.PlanDepth),
+	// or -1. Deferred entries are always a suffix of the live entries: an
+	// entry is deferred only when pushed at the tail, and undeferred only
+	// from the front of the deferred run.
+	def int
 }
+
+func newFIFO() *fifo { return &fifo{def: -1} }
 
 func (q *fifo) len() int { return q.n }
 
@@ -16,11 +23,57 @@ func (q *fifo) push(e *entry) {
 	e.qi = len(q.items)
 	q.items = append(q.items, e)
 	q.n++
+	if e.deferred && q.def < 0 {
+		q.def = e.qi
+	}
+}
+
+// firstDeferred returns the first deferred entry, or nil.
+func (q *fifo) firstDeferred() *entry {
+	if q.def < 0 {
+		return nil
+	}
+	return q.items[q.def]
+}
+
+// lastPlanned returns the last live entry before the deferred ones, or nil.
+func (q *fifo) lastPlanned() *entry {
+	i := len(q.items)
+	if q.def >= 0 {
+		i = q.def
+	}
+	for i--; i >= q.head; i-- {
+		if q.items[i] != nil {
+			return q.items[i]
+		}
+	}
+	return nil
+}
+
+// deferLast marks e, which must be lastPlanned, deferred.
+func (q *fifo) deferLast(e *entry) {
+	e.deferred = true
+	q.def = e.qi
+}
+
+// undefer marks the first deferred entry planned; e must be it.
+func (q *fifo) undefer(e *entry) {
+	e.deferred = false
+	q.def = -1
+	if x, i := q.next(e.qi + 1); x != nil {
+		q.def = i
+	}
 }
 
 func (q *fifo) remove(e *entry) {
 	if e.qi < 0 || e.qi >= len(q.items) || q.items[e.qi] != e {
 		return
+	}
+	if q.def == e.qi {
+		q.def = -1
+		if x, i := q.next(e.qi + 1); x != nil {
+			q.def = i
+		}
 	}
 	q.items[e.qi] = nil
 	e.qi = -1
@@ -29,10 +82,11 @@ func (q *fifo) remove(e *entry) {
 		q.head++
 	}
 	if q.n == 0 {
-		q.items, q.head = q.items[:0], 0
+		q.items, q.head, q.def = q.items[:0], 0, -1
 		return
 	}
 	if holes := len(q.items) - q.n; holes > 32 && holes > q.n {
+		d := q.firstDeferred()
 		live := q.items[:0]
 		for _, x := range q.items[q.head:] {
 			if x != nil {
@@ -42,6 +96,9 @@ func (q *fifo) remove(e *entry) {
 		}
 		clear(q.items[len(live):])
 		q.items, q.head = live, 0
+		if d != nil {
+			q.def = d.qi
+		}
 	}
 }
 

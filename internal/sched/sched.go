@@ -178,8 +178,10 @@ type View struct {
 	Model    string
 	Curve    ledger.Curve
 	// Reserved: a soft reservation is held (queued tasks); ResStart and
-	// ResPeak describe it.
+	// ResPeak describe it. Deferred: beyond the planning depth, not
+	// planned yet.
 	Reserved bool
+	Deferred bool
 	ResStart time.Time
 	ResPeak  ledger.Vector
 	Limits   task.Limits // current hard limits (running)
@@ -204,6 +206,7 @@ const (
 	DefaultPressureCooldown = 5 * time.Second
 	DefaultAgeStep          = time.Minute
 	DefaultReplanWindow     = 64
+	DefaultPlanDepth        = 512
 	DefaultFallbackDuration = time.Minute
 	DefaultMinCPU           = 0.05
 	DefaultMinMemoryMB      = 16
@@ -251,6 +254,16 @@ type Config struct {
 	// ReplanWindow: how many queued tasks, in priority order, Replan
 	// releases and re-reserves.
 	ReplanWindow int
+	// PlanDepth: at most this many queued tasks, the first in (aged)
+	// priority order, are planned — hold a soft reservation in the
+	// calendar (or wait for room to make one); the rest are deferred:
+	// queued in O(1) and planned as tasks ahead of them leave. Slurm's
+	// backfill bounds its planning the same way (bf_max_job_test): a
+	// reservation hours deep behind thousands of tasks whose real ends are
+	// not known yet costs an earliest-fit search through all of them and
+	// says little. It is also what keeps enqueue fast with a deep queue
+	// (docs/benchmarks.md).
+	PlanDepth int
 	// FallbackDuration: how long a task with no prediction is assumed to run.
 	FallbackDuration time.Duration
 	// MinCPU and MinMemoryMB floor hard limits.
@@ -308,6 +321,9 @@ func (c *Config) validate() error {
 	if c.ReplanWindow <= 0 {
 		c.ReplanWindow = DefaultReplanWindow
 	}
+	if c.PlanDepth <= 0 {
+		c.PlanDepth = DefaultPlanDepth
+	}
 	if c.MinCPU <= 0 {
 		c.MinCPU = DefaultMinCPU
 	}
@@ -336,6 +352,7 @@ type entry struct {
 
 	// queued:
 	qi       int  // index in its priority's FIFO
+	deferred bool // beyond the planning depth: no reservation attempted
 	reserved bool // holds a soft reservation
 	resStart time.Time
 	resPeak  ledger.Vector
@@ -388,6 +405,8 @@ type Scheduler struct {
 	lastPress time.Time     // last pressure action
 	shadow    shadow        // the blocked head's protected start (EASY backfill)
 	stats     Stats
+	planned   int // queued tasks not deferred (reserved or waiting for room)
+	deferredN int // queued tasks deferred beyond PlanDepth
 }
 
 // shadow protects the first queued task that could not be reserved because
@@ -435,8 +454,7 @@ func (s *Scheduler) Enqueue(t Task) (View, error) {
 	e.curve, e.model = s.predict(t.Features, 0)
 	e.loose = e.model == ModelRequests
 	s.tasks[t.ID] = e
-	s.queue(e, now)
-	s.reserve(e, now)
+	s.admit(e, now)
 	return s.view(e), nil
 }
 
@@ -471,7 +489,7 @@ func (s *Scheduler) queue(e *entry, now time.Time) {
 	e.seq, e.enq, e.state = s.seq, now, Queued
 	q := s.fifo[e.t.Priority]
 	if q == nil {
-		q = &fifo{}
+		q = newFIFO()
 		s.fifo[e.t.Priority] = q
 	}
 	if q.len() == 0 {
@@ -484,9 +502,61 @@ func (s *Scheduler) queue(e *entry, now time.Time) {
 	q.push(e)
 }
 
+// admit queues e deferred and lets fill plan it if it is within the
+// planning depth.
+func (s *Scheduler) admit(e *entry, now time.Time) {
+	e.deferred = true
+	s.deferredN++
+	s.queue(e, now)
+	s.fill(now)
+}
+
+// fill plans deferred tasks, best first, while fewer than PlanDepth are
+// planned; at depth, a deferred task that comes before the last planned
+// one (a higher priority arrived) takes its place, and the displaced task
+// is deferred again. Each FIFO's deferred entries are a suffix of it, so
+// the candidates are the first deferred and the last planned entry of
+// each priority.
+func (s *Scheduler) fill(now time.Time) {
+	for s.deferredN > 0 {
+		var best *entry
+		for _, p := range s.prios {
+			if e := s.fifo[p].firstDeferred(); e != nil && (best == nil || s.before(e, best, now)) {
+				best = e
+			}
+		}
+		if best == nil {
+			return
+		}
+		if s.planned >= s.cfg.PlanDepth {
+			var worst *entry
+			for _, p := range s.prios {
+				if e := s.fifo[p].lastPlanned(); e != nil && (worst == nil || s.before(worst, e, now)) {
+					worst = e
+				}
+			}
+			if worst == nil || !s.before(best, worst, now) {
+				return
+			}
+			s.unreserve(worst)
+			if s.shadow.e == worst {
+				s.shadow = shadow{}
+			}
+			s.fifo[worst.t.Priority].deferLast(worst)
+			s.planned--
+			s.deferredN++
+		}
+		s.fifo[best.t.Priority].undefer(best)
+		s.deferredN--
+		s.planned++
+		s.reserve(best, now)
+	}
+}
+
 // unqueue removes e from its FIFO and the due heap, releasing its soft
 // reservation.
 func (s *Scheduler) unqueue(e *entry) {
+	s.uncount(e)
 	q := s.fifo[e.t.Priority]
 	q.remove(e)
 	if q.len() == 0 {
@@ -584,6 +654,17 @@ func (s *Scheduler) unreserve(e *entry) {
 	}
 }
 
+// uncount drops a queued e leaving the queue from the planned or
+// deferred count.
+func (s *Scheduler) uncount(e *entry) {
+	if e.deferred {
+		e.deferred = false
+		s.deferredN--
+	} else {
+		s.planned--
+	}
+}
+
 // effPrio is e's priority aged by its wait.
 func (s *Scheduler) effPrio(e *entry, now time.Time) int {
 	return e.t.Priority + int(now.Sub(e.enq)/s.cfg.AgeStep)
@@ -675,8 +756,16 @@ func (s *Scheduler) replan(now time.Time, force bool) int {
 	}
 	s.shadow = shadow{}
 	for _, e := range batch {
+		if e.deferred {
+			// In the window, so ahead of every other deferred task of its
+			// FIFO (batch is in queue order): the first of them.
+			s.fifo[e.t.Priority].undefer(e)
+			s.deferredN--
+			s.planned++
+		}
 		s.reserve(e, now)
 	}
+	s.fill(now) // the window may have planned beyond the depth: rebalance
 	s.inverted = false
 	s.planGen = s.led.Generation()
 	return len(batch)
@@ -737,6 +826,7 @@ func (s *Scheduler) dispatch(now time.Time, n int) []Start {
 		// Our own commits moved the generation; they freed nothing the
 		// queue could use (a hard limit covers at least the soft curve).
 		s.planGen = s.led.Generation()
+		s.fill(now) // the started tasks' places in the plan
 	}
 	return out
 }
@@ -789,6 +879,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 // unqueueCommitted removes a just-committed e from its FIFO (its soft
 // reservation became the hard one; it is already out of the due heap).
 func (s *Scheduler) unqueueCommitted(e *entry) {
+	s.uncount(e)
 	q := s.fifo[e.t.Priority]
 	q.remove(e)
 	if q.len() == 0 {
@@ -887,6 +978,7 @@ func (s *Scheduler) Cancel(id string) bool {
 	}
 	s.unqueue(e)
 	delete(s.tasks, id)
+	s.fill(s.cfg.Clock.Now())
 	return true
 }
 
@@ -937,8 +1029,7 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	e.soft = 0
 	s.record(e, now, res.Reason, res.Detail, false)
 	s.stats.Requeues++
-	s.queue(e, now)
-	s.reserve(e, now)
+	s.admit(e, now)
 	res.View = s.view(e)
 	return res, nil
 }
@@ -984,7 +1075,7 @@ func (s *Scheduler) view(e *entry) View {
 	return View{
 		ID: e.t.ID, State: e.state, Priority: e.t.Priority, Model: e.model,
 		Curve:    ledger.Curve{HiQ: e.curve.HiQ, Steps: slices.Clone(e.curve.Steps)},
-		Reserved: e.reserved, ResStart: e.resStart, ResPeak: e.resPeak,
+		Reserved: e.reserved, Deferred: e.deferred, ResStart: e.resStart, ResPeak: e.resPeak,
 		Limits: e.limits, Used: e.used, Retries: e.retries, FloorMB: e.floorMB,
 		Allocs: slices.Clone(e.allocs),
 	}

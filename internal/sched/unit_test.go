@@ -51,3 +51,54 @@ func TestEvictRequeue(t *testing.T) {
 		t.Fatalf("loose task limits = %+v, want none", st[0].Limits)
 	}
 }
+
+// TestPlanDepth: beyond PlanDepth tasks queue deferred, without a
+// reservation; a higher priority takes the last planned place at once;
+// deferred tasks are planned, in order, as planned ones leave.
+func TestPlanDepth(t *testing.T) {
+	pred := mapPredictor{"s": ledger.Flat(10*time.Second, vec(1, 100), vec(1, 100))}
+	s, _, _, err := newTest(vec(2, 1000), pred, func(c *Config) { c.PlanDepth = 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if _, err := s.Enqueue(Task{ID: id, Features: Features{Signature: "s"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() string {
+		out := ""
+		for _, id := range []string{"a", "b", "c", "d", "hi"} {
+			v, ok := s.Get(id)
+			switch {
+			case !ok:
+				out += "-"
+			case v.Deferred && !v.Reserved:
+				out += "d"
+			case v.Reserved && !v.Deferred:
+				out += "R"
+			default:
+				out += "?"
+			}
+		}
+		return out
+	}
+	if got := state(); got != "RRdd-" {
+		t.Fatalf("after 4 enqueues: %s, want RRdd-", got)
+	}
+	if _, err := s.Enqueue(Task{ID: "hi", Priority: 5, Features: Features{Signature: "s"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "RdddR" {
+		t.Fatalf("after a higher priority: %s, want RdddR (b deferred again)", got)
+	}
+	s.Cancel("a")
+	if got := state(); got != "-RddR" {
+		t.Fatalf("after cancelling a: %s, want -RddR", got)
+	}
+	s.Cancel("hi")
+	s.Cancel("b")
+	if got := state(); got != "--RR-" {
+		t.Fatalf("after cancelling hi and b: %s, want --RR-", got)
+	}
+}
