@@ -80,7 +80,7 @@ type Daemon struct {
 	led          *ledger.Ledger
 	eng          *predict.Engine
 	newRuns      atomic.Int64 // finished runs since the last training
-	modelVersion int          // owned by the trainer (and Run before it starts)
+	modelVersion atomic.Int64 // written by the trainer (and Run before it starts); read by Node
 	// handoff serialises the two places a task passes between the
 	// scheduler and the daemon's queue — dispatchSched (scheduler →
 	// running) and finishSched (running → requeued) — so neither sees the

@@ -2,6 +2,9 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -167,4 +170,59 @@ func TestSchedOOMRequeue(t *testing.T) {
 		t.Fatalf("the retry started at %v, before the blocker ended at %v", final.StartedAt, b.FinishedAt)
 	}
 	t.Logf("retry estimate %.0f MB; %v", retry.Limits.MemoryMB, reasons(final.Allocations))
+}
+
+// TestSchedTrainsModels: the background trainer refits the sequence models
+// once runs have finished, persists them as a version under
+// <state>/models/, and a restarted daemon serves that version.
+func TestSchedTrainsModels(t *testing.T) {
+	needDaemon(t)
+	args := []string{"--predict-step", "1s", "--interval", "250ms", "--train-every", "300ms"}
+	e := newEnv(t, args...)
+	e.start()
+	c := e.client()
+	ctx := ctxT(t, 90*time.Second)
+	if n, err := c.Node(ctx); err != nil || n.ModelVersion != 0 {
+		t.Fatalf("fresh daemon: model version %d, %v; want 0", n.ModelVersion, err)
+	}
+	for range 2 {
+		tk, err := c.Submit(ctx, spec(bin, "workload", "--quiet", "1s:cpu=0.3,mem=40;1s:mem=80"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if final, err := c.Wait(ctx, tk.ID); err != nil || final.State != api.StateSucceeded {
+			t.Fatalf("history run: %+v, %v", final, err)
+		}
+	}
+	var version int
+	for version == 0 {
+		n, err := c.Node(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		version = n.ModelVersion
+		if version == 0 {
+			select {
+			case <-ctx.Done():
+				t.Fatal("no model trained within the deadline")
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	file := filepath.Join(e.state, "models", fmt.Sprintf("models-%06d.bin", version))
+	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
+		t.Fatalf("model file %s: %v", file, err)
+	}
+	// Restarted without training, the daemon serves the persisted version.
+	e.stop()
+	e.args = []string{"--predict-step", "1s", "--interval", "250ms", "--train-every", "-1s"}
+	e.start()
+	n, err := e.client().Node(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.ModelVersion < version {
+		t.Fatalf("after restart model version %d, want ≥ %d (loaded from %s)", n.ModelVersion, version, file)
+	}
+	t.Logf("trained version %d (%s); served after restart: %d", version, file, n.ModelVersion)
 }
