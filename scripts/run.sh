@@ -42,6 +42,9 @@ echo >&2
 echo "== prescient history $sig" >&2
 "$bin" history "$sig"
 echo >&2
+echo "== prescient node   (capacity, committed, soft-reserved, used)" >&2
+"$bin" node
+echo >&2
 echo "== prescient ps --all" >&2
 "$bin" ps --all --limit 5
 cat >&2 <<MSG

@@ -128,7 +128,13 @@ func fmtLimit(v float64, unit string) string {
 	if v == 0 {
 		return "none"
 	}
-	return fmt.Sprintf("%g %s", v, unit)
+	// Predicted limits are not round numbers; three significant digits
+	// (at least the integer part) are what a reader can use. --json has
+	// the exact values.
+	if v >= 100 {
+		return fmt.Sprintf("%.0f %s", v, unit)
+	}
+	return fmt.Sprintf("%.3g %s", v, unit)
 }
 
 func describeEnd(r *task.Record) string {
