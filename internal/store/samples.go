@@ -88,6 +88,17 @@ type Samples struct {
 
 	refsMu sync.RWMutex
 	refs   map[refKey]*taskRefs // guarded by refsMu; the entries are immutable but for their atomic refs
+
+	// createMu serialises appends that create series. Why: the TSDB head
+	// gives series ids in creation order but adds them to its in-memory
+	// postings after, and when two appenders race it "repairs" the order
+	// by swapping elements of a postings list that a concurrent query may
+	// be reading (prometheus/prometheus#15317, open; the copying fix was
+	// reverted for its allocations). Created one at a time, series reach
+	// the postings in id order, no repair happens, and queries need no
+	// lock. Appends to existing series — all but a task's first — do not
+	// take it.
+	createMu sync.Mutex
 }
 
 // refKey identifies the series set of one task.
@@ -179,6 +190,18 @@ func (s *Samples) Append(taskID, sig string, ss ...profile.Sample) error {
 	var refs [numColumns]storage.SeriesRef
 	for c := range refs {
 		refs[c] = storage.SeriesRef(e.refs[c].Load())
+	}
+
+	avail := ss[0].Avail
+	for i := range ss {
+		avail |= ss[i].Avail
+	}
+	for c := range refs {
+		if refs[c] == 0 && avail.Has(columns[c].dim) {
+			s.createMu.Lock() // a series will be created (see createMu)
+			defer s.createMu.Unlock()
+			break
+		}
 	}
 
 	app := s.db.AppenderV2(context.Background())
