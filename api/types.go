@@ -90,7 +90,7 @@ type Allocation struct {
 	Limits       Limits    `json:"limits"`
 	SoftMemoryMB float64   `json:"soft_memory_mb,omitempty"`
 	SoftApplied  bool      `json:"soft_applied"`
-	Reason       string    `json:"reason"` // commit, adjust_up, adjust_down, oom_retry, evict, release, restore
+	Reason       string    `json:"reason"` // commit, adjust_up, adjust_down, oom_retry, throttle, unthrottle, evict, release, restore
 	Detail       string    `json:"detail,omitempty"`
 }
 

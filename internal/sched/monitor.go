@@ -138,7 +138,7 @@ func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time)
 	s.committed = s.committed.Sub(old).Add(want)
 	e.limits = lim
 	softApplied := false
-	if soft := windowP50(e.curve, elapsed, s.cfg.MonitorWindow)[ledger.Memory]; soft > 0 && !e.loose {
+	if soft := windowP50(e.curve, elapsed, s.cfg.MonitorWindow)[ledger.Memory]; soft > 0 && !e.loose && !e.throttled {
 		e.soft = min(max(soft, e.floorMB), want[ledger.Memory])
 		if sl, ok := s.cfg.Executor.(SoftLimiter); ok {
 			softApplied = sl.SetSoftMemory(e.t.ID, e.soft) == nil
@@ -168,16 +168,60 @@ func (s *Scheduler) makeRoom(e *entry, now time.Time) {
 	}
 }
 
-// pressure evicts when measured memory use nears capacity.
+// throttleFrac is the share of its measured memory a throttled task's
+// soft limit is pressed to.
+const throttleFrac = 0.9
+
+// pressure acts when measured memory use nears capacity, before the kernel
+// does: the victim (lowest priority, then youngest) is first throttled and,
+// if that is not enough by the next action, evicted. When use has fallen
+// well below the threshold, throttled tasks get their soft limits back.
 func (s *Scheduler) pressure(now time.Time) {
-	if s.usedSum[ledger.Memory] <= s.cfg.PressureFrac*s.capv[ledger.Memory] {
+	used, capMB := s.usedSum[ledger.Memory], s.capv[ledger.Memory]
+	if used <= s.cfg.PressureFrac*capMB {
+		if s.throttledN > 0 && used <= (s.cfg.PressureFrac-0.1)*capMB {
+			s.unthrottle(now)
+		}
 		return
 	}
 	if !s.lastPress.IsZero() && now.Sub(s.lastPress) < s.cfg.PressureCooldown {
 		return
 	}
-	if v := s.victim(int(^uint(0)>>1), nil); v != nil {
-		s.evict(v, now, fmt.Sprintf("node memory use %.0f of %.0f MB", s.usedSum[ledger.Memory], s.capv[ledger.Memory]))
+	v := s.victim(int(^uint(0)>>1), nil)
+	if v == nil {
+		return
+	}
+	why := fmt.Sprintf("node memory use %.0f of %.0f MB", used, capMB)
+	if sl, ok := s.cfg.Executor.(SoftLimiter); ok && !v.throttled && !v.loose {
+		soft := max(throttleFrac*v.used[ledger.Memory], s.cfg.MinMemoryMB)
+		if err := sl.SetSoftMemory(v.t.ID, soft); err == nil {
+			v.throttled, v.soft = true, soft
+			s.throttledN++
+			s.stats.Throttles++
+			s.lastPress = now
+			s.record(v, now, ReasonThrottle, why, true)
+			return
+		}
+	}
+	s.evict(v, now, why)
+}
+
+// unthrottle puts every throttled task's soft limit back at its predicted
+// p50 (as adjust would set it).
+func (s *Scheduler) unthrottle(now time.Time) {
+	sl, _ := s.cfg.Executor.(SoftLimiter)
+	for _, e := range s.tasks {
+		if !e.throttled {
+			continue
+		}
+		e.throttled = false
+		s.throttledN--
+		if e.state != Running || sl == nil {
+			continue
+		}
+		soft := windowP50(e.curve, now.Sub(e.start), s.cfg.MonitorWindow)[ledger.Memory]
+		e.soft = min(max(soft, e.floorMB), e.limits.MemoryMB)
+		s.record(e, now, ReasonUnthrottle, "memory pressure over", sl.SetSoftMemory(e.t.ID, e.soft) == nil)
 	}
 }
 

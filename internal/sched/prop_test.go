@@ -230,6 +230,18 @@ func checkPlan(t *testing.T, s *Scheduler, at string) {
 			t.Fatalf("%s: no deferred entry, fifo.def = %d", at, q.def)
 		}
 	}
+	throttled := 0
+	for _, e := range s.tasks {
+		if e.throttled {
+			throttled++
+			if e.state != Running {
+				t.Fatalf("%s: %s throttled while %v", at, e.t.ID, e.state)
+			}
+		}
+	}
+	if throttled != s.throttledN {
+		t.Fatalf("%s: %d tasks throttled, scheduler counts %d", at, throttled, s.throttledN)
+	}
 	if planned != s.planned || deferred != s.deferredN {
 		t.Fatalf("%s: counted %d planned, %d deferred; scheduler says %d, %d", at, planned, deferred, s.planned, s.deferredN)
 	}

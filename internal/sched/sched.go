@@ -31,6 +31,8 @@ const (
 	ReasonAdjustUp   = "adjust_up"   // a limit raised (ahead of growth or under pressure)
 	ReasonAdjustDown = "adjust_down" // an under-used limit lowered
 	ReasonOOMRetry   = "oom_retry"   // OOM-killed: requeued with a larger memory estimate
+	ReasonThrottle   = "throttle"    // soft memory limit pressed below use to relieve memory pressure
+	ReasonUnthrottle = "unthrottle"  // pressure over: the soft memory limit is back at the prediction
 	ReasonEvict      = "evict"       // killed to relieve memory pressure: requeued
 	ReasonRelease    = "release"     // ended: everything returned to the pool
 )
@@ -245,7 +247,11 @@ type Config struct {
 	RetryCapMB float64
 	// PressureFrac: when measured memory use of running tasks exceeds this
 	// fraction of capacity, the lowest-priority (then youngest) running
-	// task is evicted and requeued, at most once per PressureCooldown.
+	// task is throttled — its soft memory limit pressed below its use, so
+	// the kernel reclaims from it first and (v2 memory.high) slows its
+	// allocations — and, if pressure is still there a PressureCooldown
+	// later, evicted and requeued; one action per PressureCooldown. Below
+	// PressureFrac − 0.1 the throttled tasks get their soft limits back.
 	PressureFrac     float64
 	PressureCooldown time.Duration
 	// AgeStep: a queued task's effective priority grows by one per AgeStep
@@ -368,18 +374,20 @@ type entry struct {
 	prevAt    time.Time
 	downRun   [ledger.NumDims]int
 	evicting  bool
+	throttled bool // soft memory limit pressed down under node pressure
 	requeueOK bool
 }
 
 // Stats count reservations, for the invariants the tests check.
 type Stats struct {
-	Reserved int // soft reservations made
-	Released int // reservations (soft or hard) the scheduler released
-	Expired  int // soft reservations the ledger expired
-	Commits  int
-	Adjusts  int
-	Evicts   int
-	Requeues int
+	Reserved  int // soft reservations made
+	Released  int // reservations (soft or hard) the scheduler released
+	Expired   int // soft reservations the ledger expired
+	Commits   int
+	Adjusts   int
+	Evicts    int
+	Throttles int
+	Requeues  int
 }
 
 // Scheduler is the queue, the dispatcher and the monitor. Make one with
@@ -391,22 +399,23 @@ type Scheduler struct {
 	capv ledger.Vector
 	head ledger.Vector // ledger headroom
 
-	mu        sync.Mutex
-	seq       uint64
-	tasks     map[string]*entry
-	prios     []int         // priorities with a non-empty FIFO, descending
-	fifo      map[int]*fifo // priority → FIFO of queued entries
-	due       dueHeap       // reserved queued entries by reserved start
-	committed ledger.Vector // sum of running hard limits
-	usedSum   ledger.Vector // sum of running tasks' measured use (limits until observed)
-	inverted  bool          // a task was queued above lower-priority ones: Replan reorders
-	planGen   uint64        // ledger generation at the last Replan
-	planAt    time.Time     // time of the last Replan
-	lastPress time.Time     // last pressure action
-	shadow    shadow        // the blocked head's protected start (EASY backfill)
-	stats     Stats
-	planned   int // queued tasks not deferred (reserved or waiting for room)
-	deferredN int // queued tasks deferred beyond PlanDepth
+	mu         sync.Mutex
+	seq        uint64
+	tasks      map[string]*entry
+	prios      []int         // priorities with a non-empty FIFO, descending
+	fifo       map[int]*fifo // priority → FIFO of queued entries
+	due        dueHeap       // reserved queued entries by reserved start
+	committed  ledger.Vector // sum of running hard limits
+	usedSum    ledger.Vector // sum of running tasks' measured use (limits until observed)
+	inverted   bool          // a task was queued above lower-priority ones: Replan reorders
+	planGen    uint64        // ledger generation at the last Replan
+	planAt     time.Time     // time of the last Replan
+	lastPress  time.Time     // last pressure action
+	shadow     shadow        // the blocked head's protected start (EASY backfill)
+	stats      Stats
+	throttledN int // running tasks throttled under memory pressure
+	planned    int // queued tasks not deferred (reserved or waiting for room)
+	deferredN  int // queued tasks deferred beyond PlanDepth
 }
 
 // shadow protects the first queued task that could not be reserved because
@@ -1042,6 +1051,10 @@ func (s *Scheduler) release(e *entry) {
 	v := ledger.FromLimits(e.limits)
 	s.committed = clampZero(s.committed.Sub(v))
 	s.usedSum = clampZero(s.usedSum.Sub(s.usedOf(e)))
+	if e.throttled {
+		e.throttled = false
+		s.throttledN--
+	}
 }
 
 func (s *Scheduler) usedOf(e *entry) ledger.Vector {

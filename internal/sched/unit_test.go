@@ -102,3 +102,62 @@ func TestPlanDepth(t *testing.T) {
 		t.Fatalf("after cancelling hi and b: %s, want --RR-", got)
 	}
 }
+
+// TestThrottleThenEvict: under memory pressure the victim (youngest of the
+// lowest priority) is first throttled — its soft limit pressed below its
+// use — and evicted only if pressure is still there a cooldown later; when
+// pressure is over, throttled tasks get their soft limits back.
+func TestThrottleThenEvict(t *testing.T) {
+	pred := mapPredictor{"s": ledger.Flat(time.Minute, vec(0.2, 300), vec(0.2, 320))}
+	for _, relieve := range []bool{false, true} {
+		s, clk, ex, err := newTest(vec(2, 1000), pred, func(c *Config) { c.PressureCooldown = 5 * time.Second })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range []string{"old", "young"} {
+			clk.Set(t0.Add(time.Duration(i) * time.Second))
+			if _, err := s.Enqueue(Task{ID: id, Features: Features{Signature: "s"}}); err != nil {
+				t.Fatal(err)
+			}
+			if st := s.Schedule(0); len(st) != 1 {
+				t.Fatalf("start %s: %+v", id, st)
+			}
+		}
+		observe := func(at time.Duration, mb float64) {
+			t.Helper()
+			clk.Set(t0.Add(at))
+			for _, id := range []string{"old", "young"} {
+				if _, err := s.Observe(id, Observation{At: clk.Now(), Used: vec(0.2, mb)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		last := func(id string) Allocation {
+			v, _ := s.Get(id)
+			return v.Allocs[len(v.Allocs)-1]
+		}
+		observe(2*time.Second, 480) // 960 of 1000 MB > 95 %
+		if a := last("young"); a.Reason != ReasonThrottle || ex.soft["young"] != 0.9*480 || !a.SoftApplied {
+			t.Fatalf("relieve=%v: young's last allocation %+v, soft %v; want a throttle to 432 MB", relieve, a, ex.soft["young"])
+		}
+		if len(ex.evicted) != 0 || last("old").Reason == ReasonThrottle {
+			t.Fatalf("relieve=%v: evicted %v, old %+v: only the young task is throttled at first", relieve, ex.evicted, last("old"))
+		}
+		observe(3*time.Second, 480) // within the cooldown: nothing more
+		if len(ex.evicted) != 0 {
+			t.Fatalf("relieve=%v: evicted %v within the cooldown", relieve, ex.evicted)
+		}
+		if !relieve {
+			observe(8*time.Second, 480)
+			if len(ex.evicted) != 1 || ex.evicted[0] != "young" || last("young").Reason != ReasonEvict {
+				t.Fatalf("pressure persists: evicted %v, young %+v; want young evicted", ex.evicted, last("young"))
+			}
+			continue
+		}
+		observe(8*time.Second, 400) // 800 ≤ 85 %: over
+		a := last("young")
+		if a.Reason != ReasonUnthrottle || ex.soft["young"] != 300 || len(ex.evicted) != 0 {
+			t.Fatalf("pressure over: young %+v, soft %v, evicted %v; want unthrottled to 300 MB", a, ex.soft["young"], ex.evicted)
+		}
+	}
+}
