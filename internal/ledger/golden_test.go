@@ -2,17 +2,14 @@ package ledger
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scripts")
+	"github.com/prescient-sched/prescient/internal/golden"
+)
 
 // TestGolden runs the scripted scenarios in testdata/*.txt and compares
 // their transcripts with testdata/*.golden (regenerate with -update).
@@ -26,36 +23,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scri
 //	commit ID at=0s cpu=1 mem=800      adjust ID at=5s mem=900
 //	release ID    expire at=30s    snapshot at=0s    free at=5s    get ID
 //	restore ID at=-10s cpu=1 mem=100
-func TestGolden(t *testing.T) {
-	scripts, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(scripts) == 0 {
-		t.Fatalf("no scripts: %v", err)
-	}
-	for _, path := range scripts {
-		name := strings.TrimSuffix(filepath.Base(path), ".txt")
-		t.Run(name, func(t *testing.T) {
-			src, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := runScript(t, string(src))
-			golden := strings.TrimSuffix(path, ".txt") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("transcript differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
-		})
-	}
-}
+func TestGolden(t *testing.T) { golden.Run(t, runScript) }
 
 func runScript(t *testing.T, src string) []byte {
 	var out bytes.Buffer

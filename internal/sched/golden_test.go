@@ -2,20 +2,16 @@ package sched
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prescient-sched/prescient/internal/golden"
 	"github.com/prescient-sched/prescient/internal/ledger"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scripts")
 
 // TestGolden runs the scripted scenarios in testdata/*.txt and compares
 // their transcripts with testdata/*.golden (regenerate with -update).
@@ -29,36 +25,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scri
 //	observe ID at=1s cpu=0.5 mem=300
 //	finish ID at=20s [oom] [cancel]              cancel ID
 //	show ID                  usage at=0s
-func TestGolden(t *testing.T) {
-	scripts, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(scripts) == 0 {
-		t.Fatalf("no scripts: %v", err)
-	}
-	for _, path := range scripts {
-		name := strings.TrimSuffix(filepath.Base(path), ".txt")
-		t.Run(name, func(t *testing.T) {
-			src, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := runScript(t, string(src))
-			golden := strings.TrimSuffix(path, ".txt") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("transcript differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
-		})
-	}
-}
+func TestGolden(t *testing.T) { golden.Run(t, runScript) }
 
 func parseVal(s string) (p50, phi float64, err error) {
 	a, b, two := strings.Cut(s, "/")

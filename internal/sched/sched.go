@@ -1133,13 +1133,25 @@ func (s *Scheduler) Stats() Stats {
 // windowP50 is the per-dimension maximum of P50 over the steps overlapping
 // [elapsed, elapsed+window); past the curve's end, its last step.
 func windowP50(c ledger.Curve, elapsed, window time.Duration) ledger.Vector {
+	return windowMax(c, elapsed, window, false)
+}
+
+// windowMax is the per-dimension maximum of P50 (hi: PHi) over the steps
+// overlapping [elapsed, elapsed+window); past the curve's end, its last
+// step. It does not allocate and stops at the window's end.
+func windowMax(c ledger.Curve, elapsed, window time.Duration, hi bool) ledger.Vector {
 	var v ledger.Vector
 	var off time.Duration
 	found := false
-	for _, st := range c.Steps {
+	for i := range c.Steps {
+		st := &c.Steps[i]
 		end := off + st.Dur
 		if end > elapsed && off < elapsed+window {
-			v = v.Max(st.P50)
+			if hi {
+				v = v.Max(st.PHi)
+			} else {
+				v = v.Max(st.P50)
+			}
 			found = true
 		}
 		off = end
@@ -1149,29 +1161,16 @@ func windowP50(c ledger.Curve, elapsed, window time.Duration) ledger.Vector {
 	}
 	if !found && len(c.Steps) > 0 {
 		v = c.Steps[len(c.Steps)-1].P50
+		if hi {
+			v = c.Steps[len(c.Steps)-1].PHi
+		}
 	}
 	return v
 }
 
 // hardWindow is Curve.Hard without allocation and with an early exit.
 func hardWindow(c ledger.Curve, elapsed, window time.Duration, head ledger.Vector) ledger.Vector {
-	var v ledger.Vector
-	var off time.Duration
-	found := false
-	for _, st := range c.Steps {
-		end := off + st.Dur
-		if end > elapsed && off < elapsed+window {
-			v = v.Max(st.PHi)
-			found = true
-		}
-		off = end
-		if off >= elapsed+window {
-			break
-		}
-	}
-	if !found && len(c.Steps) > 0 {
-		v = c.Steps[len(c.Steps)-1].PHi
-	}
+	v := windowMax(c, elapsed, window, true)
 	for d := range v {
 		v[d] *= 1 + head[d]
 	}
