@@ -581,7 +581,7 @@ func (s *Scheduler) reserve(e *entry, now time.Time) bool {
 	if e.reserved {
 		return true
 	}
-	r, fit, err := s.led.SoftReserve(e.t.ID, e.curve, now, s.cfg.TTL)
+	r, fit, err := s.led.SoftReserve(e.t.ID, s.planSpan(e.curve), now, s.cfg.TTL)
 	if err != nil {
 		s.cfg.Log.Warn("soft reserve", "task", e.t.ID, "err", err)
 		return false
@@ -607,6 +607,29 @@ func (s *Scheduler) reserve(e *entry, now time.Time) bool {
 	e.reserved, e.resStart, e.resPeak = true, r.Start, r.Peak
 	heap.Push(&s.due, e)
 	return true
+}
+
+// planSpan is the part of c the calendar plans: at most half the ledger's
+// horizon, so that a task predicted to run longer than the horizon can
+// still be placed (and not wait forever); what lies beyond is not
+// reserved ahead, and once the task runs its hard allocation is
+// open-ended in the ledger anyway.
+func (s *Scheduler) planSpan(c ledger.Curve) ledger.Curve {
+	limit := s.led.Config().Horizon / 2
+	if c.Total() <= limit {
+		return c
+	}
+	out := ledger.Curve{HiQ: c.HiQ}
+	var off time.Duration
+	for _, st := range c.Steps {
+		if off >= limit {
+			break
+		}
+		st.Dur = min(st.Dur, limit-off)
+		out.Steps = append(out.Steps, st)
+		off += st.Dur
+	}
+	return out
 }
 
 // protect makes e the blocked head: it computes when the running tasks,

@@ -161,3 +161,27 @@ func TestThrottleThenEvict(t *testing.T) {
 		}
 	}
 }
+
+// TestLongerThanHorizon: a task predicted to run longer than the ledger's
+// horizon is still planned and started (its reservation covers what the
+// calendar can see; once running, its hard allocation is open-ended).
+func TestLongerThanHorizon(t *testing.T) {
+	pred := mapPredictor{"long": ledger.Flat(3*time.Hour, vec(1, 100), vec(1, 120))} // horizon is 1 h
+	s, _, _, err := newTest(vec(2, 1000), pred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Enqueue(Task{ID: "l", Features: Features{Signature: "long"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Reserved {
+		t.Fatalf("a 3 h curve on a 1 h horizon is not planned: %+v", v)
+	}
+	if st := s.Schedule(0); len(st) != 1 || st[0].ID != "l" {
+		t.Fatalf("not started: %+v", st)
+	}
+	if v, _ := s.Get("l"); v.Curve.Total() != 3*time.Hour {
+		t.Fatalf("the task's own curve was cut: %v", v.Curve.Total())
+	}
+}
