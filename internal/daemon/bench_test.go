@@ -16,9 +16,9 @@ import (
 // blockedEnv starts a daemon whose whole capacity (0.01 core) is held by
 // one long task, so everything submitted afterwards stays queued: the
 // benchmarks measure the daemon, not the tasks.
-func blockedEnv(b *testing.B) (*env, *api.Client) {
+func blockedEnv(b *testing.B, args ...string) (*env, *api.Client) {
 	needDaemon(b)
-	e := newEnv(b, "--cpu", "0.01", "--max-queue", "100000000")
+	e := newEnv(b, append([]string{"--cpu", "0.01", "--max-queue", "100000000"}, args...)...)
 	e.start()
 	c := e.client()
 	ctx := context.Background()
@@ -90,10 +90,18 @@ func scrape(b *testing.B, e *env) map[string]float64 {
 }
 
 // BenchmarkIdleQueued measures the daemon's CPU and RSS while it holds
-// 1,000 queued tasks and one running one, over 10 s (/proc/<pid>/stat and
-// status). Run it with -benchtime=1x.
+// 1,000 queued tasks and one running one, over 30 s (/proc/<pid>/stat and
+// status; 30 s makes one clock tick 0.033 % of a core). The running task
+// is sampled at the default interval (1 s) and at 200 ms: sampling it is
+// most of what the daemon does then. Run it with -benchtime=1x.
 func BenchmarkIdleQueued(b *testing.B) {
-	e, c := blockedEnv(b)
+	for _, iv := range []string{"1s", "200ms"} {
+		b.Run("interval="+iv, func(b *testing.B) { benchIdle(b, "--interval", iv) })
+	}
+}
+
+func benchIdle(b *testing.B, args ...string) {
+	e, c := blockedEnv(b, args...)
 	ctx := context.Background()
 	req := spec("true")
 	req.Requests = &api.Limits{CPUCores: 0.01, MemoryMB: 1}
@@ -108,7 +116,7 @@ func BenchmarkIdleQueued(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0, cpu0 := time.Now(), cpuTicks(b, pid)
-		time.Sleep(10 * time.Second)
+		time.Sleep(30 * time.Second)
 		cpu1, t1 := cpuTicks(b, pid), time.Now()
 		const hz = 100 // USER_HZ
 		b.ReportMetric(100*float64(cpu1-cpu0)/hz/t1.Sub(t0).Seconds(), "cpu%")

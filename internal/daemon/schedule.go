@@ -76,7 +76,7 @@ func (d *Daemon) setupSched() error {
 	}
 	led, err := ledger.New(ledger.Config{
 		Capacity:  ledger.Vector{d.cap.CPUCores, d.cap.MemoryMB, ledger.DefaultIOPS, ledger.DefaultNetMbps},
-		SlotWidth: time.Second, Horizon: 6 * time.Hour, Start: time.Now(),
+		SlotWidth: time.Second, Horizon: 4 * time.Hour, // 16,384 slots (2.6 MB); longer curves are planned in part (sched.planSpan) Start: time.Now(),
 	}, d.log)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
