@@ -562,9 +562,9 @@ func (s *Scheduler) fill(now time.Time) {
 	}
 }
 
-// unqueue removes e from its FIFO and the due heap, releasing its soft
-// reservation.
-func (s *Scheduler) unqueue(e *entry) {
+// dequeue takes e out of its FIFO and the planned/deferred counts,
+// dropping its priority from prios when the FIFO empties.
+func (s *Scheduler) dequeue(e *entry) {
 	s.uncount(e)
 	q := s.fifo[e.t.Priority]
 	q.remove(e)
@@ -573,6 +573,12 @@ func (s *Scheduler) unqueue(e *entry) {
 			s.prios = slices.Delete(s.prios, i, i+1)
 		}
 	}
+}
+
+// unqueue removes e from its FIFO and the due heap, releasing its soft
+// reservation.
+func (s *Scheduler) unqueue(e *entry) {
+	s.dequeue(e)
 	s.unreserve(e)
 }
 
@@ -911,14 +917,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 // unqueueCommitted removes a just-committed e from its FIFO (its soft
 // reservation became the hard one; it is already out of the due heap).
 func (s *Scheduler) unqueueCommitted(e *entry) {
-	s.uncount(e)
-	q := s.fifo[e.t.Priority]
-	q.remove(e)
-	if q.len() == 0 {
-		if i := slices.Index(s.prios, e.t.Priority); i >= 0 {
-			s.prios = slices.Delete(s.prios, i, i+1)
-		}
-	}
+	s.dequeue(e)
 	e.reserved = false
 }
 
