@@ -110,13 +110,17 @@ type Owner struct {
 
 // Task is the daemon's account of one task.
 type Task struct {
-	ID          string     `json:"id"`
-	Signature   string     `json:"signature"`
-	State       string     `json:"state"`
-	ExitCode    *int       `json:"exit_code"`
-	Signal      string     `json:"signal,omitempty"`
-	OOMKilled   bool       `json:"oom_killed"`
-	Error       string     `json:"error,omitempty"`
+	ID        string `json:"id"`
+	Signature string `json:"signature"`
+	State     string `json:"state"`
+	ExitCode  *int   `json:"exit_code"`
+	Signal    string `json:"signal,omitempty"`
+	OOMKilled bool   `json:"oom_killed"`
+	Error     string `json:"error,omitempty"`
+	// ErrorCode says why the task did not succeed, for programs: exit,
+	// signal, oom, not_found, not_executable, start, cancelled, lost,
+	// evicted, internal (see docs/api.md).
+	ErrorCode   string     `json:"error_code,omitempty"`
 	Spec        Spec       `json:"spec"`
 	Limits      Limits     `json:"limits"`
 	Requests    Limits     `json:"requests"`
@@ -226,4 +230,5 @@ const (
 	CodeConflict        = "conflict"
 	CodeInternal        = "internal"
 	CodeUnavailable     = "unavailable"
+	CodeNoSpace         = "no_space" // HTTP 507: the state directory is full
 )

@@ -78,9 +78,8 @@ type Config struct {
 	Policy string
 	// Sched tunes the predictive scheduler.
 	Sched SchedConfig
-	// Admitter, if set, decides when queued tasks start instead of either
-	// policy (tests).
-	Admitter Admitter
+	// runner, if set, runs tasks instead of shims and cgroups (unit tests).
+	runner runner
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the daemon's metrics, which /metrics serves

@@ -1,94 +1,39 @@
 package daemon
 
 import (
-	"container/list"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/prescient-sched/prescient/api"
-	"github.com/prescient-sched/prescient/internal/executor"
 	"github.com/prescient-sched/prescient/internal/ledger"
-	"github.com/prescient-sched/prescient/internal/predict"
 	"github.com/prescient-sched/prescient/internal/profile"
-	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
-// auxTable is the store side table holding each task's meta.
-const auxTable = "daemon"
-
-// meta is the daemon's durable bookkeeping of a task, kept beside its
-// record (store.Tasks.PutBatchAux) in the same transaction.
-type meta struct {
-	UID      uint32      `json:"uid"`
-	GID      uint32      `json:"gid"`
-	Groups   []uint32    `json:"groups,omitempty"`
-	SetCred  bool        `json:"set_cred"`
-	Attempt  int         `json:"attempt"`
-	Requests task.Limits `json:"requests"`
-	// Scheduler bookkeeping (PolicyPredict).
-	Code        string           `json:"code,omitempty"` // signature's code hash, for the predictor
-	Priority    int              `json:"priority,omitempty"`
-	Retries     int              `json:"retries,omitempty"`
-	Prediction  *api.Prediction  `json:"prediction,omitempty"`
-	Allocations []api.Allocation `json:"allocations,omitempty"`
-}
-
-// job is a task the daemon has accepted and not yet finished.
-type job struct {
-	rec  *task.Record // guarded by Daemon.mu once the job is shared
-	meta meta
-	elem *list.Element // in Daemon.queue while queued
-
-	// Guarded by Daemon.mu:
-	softMB    float64 // soft memory limit the scheduler intends at start
-	started   bool    // dispatched to a shim (or re-attached)
-	shimPID   int
-	cancelled bool
-	finishing bool
-
-	smu     sync.Mutex // guards sampler and sess
-	sampler *profile.Sampler
-	sess    *predict.Session // the predictor's live session (PolicyPredict)
-}
-
-// Daemon owns the queue, the shims that run tasks, the profiler and the
+// Daemon owns the accepted tasks, the policy that queues and sizes them,
+// the runner that runs them (shims and cgroups), the profiler and the
 // store. Create it with New, run it with Run, then Close it.
+//
+// Locks, in the only order they may nest: Daemon.mu, then the policy's own
+// lock (the daemon calls Policy.Schedule and Policy.Cancel under mu; the
+// policy never calls back), then the runner's (its Control is called under
+// the policy's lock). job.smu (a running task's sampler) is never held with
+// Daemon.mu, in either order; the policy may be called under it.
 type Daemon struct {
 	cfg    Config
 	log    *slog.Logger
 	m      *metrics
 	st     *store.Store
-	ex     *executor.Executor
-	net    *profile.NetMonitor
+	rt     runner
 	signer *task.Signer
-	adm    Admitter // nil under PolicyPredict
-	cap    api.Resources
-
-	// The predictive scheduler (PolicyPredict); nil otherwise. sch has its
-	// own lock: never call it while holding mu.
-	sch          *sched.Scheduler
-	led          *ledger.Ledger
-	eng          *predict.Engine
-	newRuns      atomic.Int64 // finished runs since the last training
-	modelVersion atomic.Int64 // written by the trainer (and Run before it starts); read by Node
-	// handoff serialises the two places a task passes between the
-	// scheduler and the daemon's queue — dispatchSched (scheduler →
-	// running) and finishSched (running → requeued) — so neither sees the
-	// other's half-done move. Order: handoff, then sch, then mu.
-	handoff sync.Mutex
-	pmu     sync.Mutex // guards procs
-	procs   map[string]*executor.Process
-	start   time.Time
+	pol    Policy
+	start  time.Time
 
 	writes     chan *writeReq
 	wake       chan struct{}
@@ -97,16 +42,16 @@ type Daemon struct {
 	commitDone chan struct{} // closed when the committer has exited
 	loops      sync.WaitGroup
 
-	mu      sync.Mutex // guards the fields below and job fields marked so
-	queue   *list.List // of *job, submission order
+	mu      sync.Mutex // guards the fields below and the job fields marked so
 	jobs    map[string]*job
-	running int
+	running int // jobs dispatched and not yet ended
 	subs    map[*subscriber]struct{}
 	closed  bool
+	retry   []*job // ended runs whose final record could not be stored yet
 }
 
-// New opens the state directory and the executor. It does not start
-// anything; Run does.
+// New opens the state directory, the runner and the policy. It does not
+// start anything; Run does.
 func New(cfg Config) (*Daemon, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -116,18 +61,9 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{
-		cfg: cfg, log: cfg.Logger, cap: capacity, start: time.Now(),
+		cfg: cfg, log: cfg.Logger, start: time.Now(),
 		writes: make(chan *writeReq, 8192), commitDone: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		queue: list.New(), jobs: map[string]*job{}, subs: map[*subscriber]struct{}{},
-	}
-	d.adm = cfg.Admitter
-	if d.adm == nil && cfg.Policy == PolicyFit {
-		d.adm = NewFitAdmitter(capacity)
-	}
-	if d.adm == nil {
-		if err := d.setupSched(); err != nil {
-			return nil, err
-		}
+		jobs: map[string]*job{}, subs: map[*subscriber]struct{}{},
 	}
 	for _, sub := range []string{"run", "logs"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, sub), 0o755); err != nil {
@@ -140,29 +76,34 @@ func New(cfg Config) (*Daemon, error) {
 	if d.signer, err = task.NewSigner(task.SignerConfig{Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
-	if d.ex, err = executor.New(executor.Config{Root: cfg.CgroupRoot, Logger: cfg.Logger}); err != nil {
+	rt := cfg.runner
+	if rt == nil {
+		srt, err := newShimRunner(cfg)
+		if err != nil {
+			return nil, err
+		}
+		rt = srt
+	}
+	d.rt = rt
+	if d.st, err = store.Open(cfg.StateDir, store.WithLogger(cfg.Logger), store.WithRegisterer(cfg.Registerer)); err != nil {
+		d.rt.Close()
 		return nil, err
 	}
-	if blkio := d.ex.V1Root("blkio"); blkio != "" {
-		// v1 counts block IO per cgroup only once blk-throttle is set up for the disk.
-		if err := profile.EnableV1IOAccounting(blkio, cfg.StateDir); err != nil {
-			d.log.Info("block IO accounting unavailable", "err", err)
-		}
+	capv := ledger.Vector{capacity.CPUCores, capacity.MemoryMB, ledger.DefaultIOPS, ledger.DefaultNetMbps}
+	switch cfg.Policy {
+	case PolicyFit:
+		d.pol, err = newFitPolicy(capv, d.rt, cfg.Logger)
+	default:
+		d.pol, err = newPredictPolicy(capv, d.rt, d.st, cfg.StateDir, cfg.Interval, cfg.Sched, cfg.Logger)
 	}
-	if root := d.ex.V2Root(); root != "" {
-		if d.net, err = profile.OpenNetMonitor(root, cfg.Logger); err != nil {
-			d.log.Info("network profiling unavailable", "err", err)
-			d.net = nil
-		}
-	}
-	if d.st, err = store.Open(cfg.StateDir, store.WithLogger(cfg.Logger), store.WithRegisterer(cfg.Registerer)); err != nil {
-		d.closeExec()
+	if err != nil {
+		_ = d.st.Close()
+		d.rt.Close()
 		return nil, err
 	}
 	d.m = newMetrics(cfg.Registerer, func() float64 {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		return float64(d.queue.Len())
+		q, _ := d.pol.Counts()
+		return float64(q)
 	}, func() float64 {
 		d.mu.Lock()
 		defer d.mu.Unlock()
@@ -171,17 +112,8 @@ func New(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
-func (d *Daemon) closeExec() {
-	if d.net != nil {
-		_ = d.net.Close()
-	}
-	if err := d.ex.Close(); err != nil && !errors.Is(err, executor.ErrBusy) {
-		d.log.Warn("close executor", "err", err)
-	}
-}
-
 // Close stops the internal loops (if Run did not) and closes the store
-// and the executor. Running tasks go on under their shims; the next daemon
+// and the runner. Running tasks go on under their shims; the next daemon
 // on this state directory picks them up. Close is idempotent.
 func (d *Daemon) Close() error {
 	d.mu.Lock()
@@ -190,139 +122,30 @@ func (d *Daemon) Close() error {
 		return nil
 	}
 	d.closed = true
+	js := make([]*job, 0, len(d.jobs))
+	for _, j := range d.jobs {
+		js = append(js, j)
+	}
 	d.mu.Unlock()
 	d.stopLoops()
 	d.loops.Wait()
-	d.mu.Lock()
-	for _, j := range d.jobs {
-		j.smu.Lock()
-		if j.sampler != nil {
-			_ = j.sampler.Close()
-			j.sampler = nil
-		}
-		j.smu.Unlock()
+	for _, j := range js {
+		j.closeSampler()
 	}
-	d.mu.Unlock()
 	err := d.st.Close()
-	d.closeExec()
+	d.rt.Close()
 	return err
 }
 
 func (d *Daemon) stopLoops() { d.stopOnce.Do(func() { close(d.stop) }) }
 
-// --- durable writes: group commit -----------------------------------------
-
-// writeReq is records (and optional metas) to commit in one batch.
-type writeReq struct {
-	recs []*task.Record
-	aux  [][]byte
-	done chan error
-}
-
-// commit stores recs durably: it returns after the fsync of the batch
-// they were part of.
-func (d *Daemon) commit(recs []*task.Record, aux [][]byte) error {
-	w := &writeReq{recs: recs, aux: aux, done: make(chan error, 1)}
-	select {
-	case d.writes <- w:
-	case <-d.stop:
-		return errStopping
-	}
-	select {
-	case err := <-w.done:
-		return err
-	case <-d.commitDone:
-		select {
-		case err := <-w.done:
-			return err
-		default:
-			return errStopping
-		}
-	}
-}
-
-var errStopping = errors.New("daemon: shutting down")
-
-// committer batches concurrent writes into one bbolt transaction: while
-// one fsync runs, the next requests queue up and go together.
-func (d *Daemon) committer() {
-	defer d.loops.Done()
-	defer close(d.commitDone)
-	const maxBatch = 4096
-	for {
-		var first *writeReq
-		select {
-		case first = <-d.writes:
-		case <-d.stop:
-			// Commit what was handed over before the stop.
-			for {
-				select {
-				case w := <-d.writes:
-					w.done <- d.st.Tasks.PutBatchAux(auxTable, w.recs, w.aux)
-				default:
-					return
-				}
-			}
-		}
-		batch := []*writeReq{first}
-		n := len(first.recs)
-	drain:
-		for n < maxBatch {
-			select {
-			case w := <-d.writes:
-				batch = append(batch, w)
-				n += len(w.recs)
-			default:
-				break drain
-			}
-		}
-		recs := make([]*task.Record, 0, n)
-		aux := make([][]byte, 0, n)
-		for _, w := range batch {
-			recs = append(recs, w.recs...)
-			for i := range w.recs {
-				var a []byte
-				if i < len(w.aux) {
-					a = w.aux[i]
-				}
-				aux = append(aux, a)
-			}
-		}
-		start := time.Now()
-		err := d.st.Tasks.PutBatchAux(auxTable, recs, aux)
-		d.m.commitSecs.Observe(time.Since(start).Seconds())
-		d.m.batchSize.Observe(float64(len(recs)))
-		if err != nil && len(batch) > 1 {
-			// One bad record must not fail the others: retry one by one.
-			for _, w := range batch {
-				w.done <- d.st.Tasks.PutBatchAux(auxTable, w.recs, w.aux)
-			}
-			continue
-		}
-		for _, w := range batch {
-			w.done <- err
-		}
-	}
-}
-
-func encodeMeta(m meta) []byte {
-	b, _ := json.Marshal(m) // plain fields: cannot fail
-	return b
-}
-
-func decodeMeta(b []byte) (meta, bool) {
-	var m meta
-	if b == nil || json.Unmarshal(b, &m) != nil {
-		return m, false
-	}
-	return m, true
-}
-
-// cloneRec copies a record for the committer and for readers, so that
-// later changes to the job's record do not race with them.
-func cloneRec(r *task.Record) *task.Record {
-	c := *r
-	return &c
+// go runs fn as one of the daemon's tracked goroutines: Close waits for it.
+func (d *Daemon) goTracked(fn func()) {
+	d.loops.Add(1)
+	go func() {
+		defer d.loops.Done()
+		fn()
+	}()
 }
 
 func (d *Daemon) poke() {
@@ -332,35 +155,80 @@ func (d *Daemon) poke() {
 	}
 }
 
-// --- aggregation of a curve into peak and mean ------------------------------
-
-func aggregate(ss []profile.Sample) (peak, mean task.Stats, n int) {
-	var cnt [4]int
-	var sum, pk [4]float64
-	for _, s := range ss {
-		vals := [4]float64{s.CPUPct, s.MemoryMB, s.IOPS, s.NetMbps()}
-		for i, dim := range [4]profile.Dim{profile.CPU, profile.Memory, profile.IO, profile.Net} {
-			if !s.Avail.Has(dim) || math.IsNaN(vals[i]) {
-				continue
-			}
-			cnt[i]++
-			sum[i] += vals[i]
-			pk[i] = max(pk[i], vals[i])
-		}
+// Run recovers the state left by an earlier daemon, then serves until ctx
+// is cancelled. Tasks keep running after Run returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.goTracked(d.committer)
+	if err := d.recover(); err != nil {
+		d.stopLoops()
+		return fmt.Errorf("recover: %w", err)
 	}
-	p := func(i int, v float64) *float64 {
-		if cnt[i] == 0 {
-			return nil
-		}
-		return &v
-	}
-	m := func(i int) float64 {
-		if cnt[i] == 0 {
-			return 0
-		}
-		return sum[i] / float64(cnt[i])
-	}
-	peak = task.Stats{CPUPct: p(0, pk[0]), MemoryMB: p(1, pk[1]), IOPS: p(2, pk[2]), NetMbps: p(3, pk[3])}
-	mean = task.Stats{CPUPct: p(0, m(0)), MemoryMB: p(1, m(1)), IOPS: p(2, m(2)), NetMbps: p(3, m(3))}
-	return peak, mean, len(ss)
+	d.goTracked(d.dispatcher)
+	d.goTracked(d.sampleLoop)
+	pctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.goTracked(func() { d.pol.Run(pctx) })
+	d.goTracked(func() {
+		<-d.stop
+		cancel()
+	})
+	err := d.serve(ctx)
+	d.stopLoops()
+	d.loops.Wait()
+	return err
 }
+
+// job is a task the daemon has accepted and not yet ended.
+type job struct {
+	id string
+
+	// Guarded by Daemon.mu:
+	rec       *task.Record
+	meta      meta
+	phase     phase
+	cancelled bool      // the user asked to cancel
+	ending    bool      // the end path has it (see end)
+	run       runHandle // the run being followed (dispatched or later)
+	limits    task.Limits
+
+	smu     sync.Mutex // guards sampler; never held with Daemon.mu
+	sampler sampler
+}
+
+// phase is where a job is in the daemon.
+type phase uint8
+
+const (
+	phaseQueued     phase = iota + 1 // in the policy's queue
+	phaseDispatched                  // chosen to start: its shim is being started
+	phaseRunning                     // its processes run (or a shim follows them)
+	phaseEnding                      // its run is over; the end path has it
+)
+
+// queued is j as the policy is told of it. Caller holds d.mu or owns j.
+func (j *job) queued() Queued {
+	return Queued{
+		ID: j.id, UID: j.meta.UID, Priority: j.meta.Priority, Signature: j.rec.Signature, Code: j.meta.Code,
+		InputSize: float64(j.rec.InputBytes), Requests: j.meta.Requests, Cap: j.rec.Spec.Limits,
+	}
+}
+
+func (j *job) closeSampler() {
+	j.smu.Lock()
+	defer j.smu.Unlock()
+	if j.sampler != nil {
+		_ = j.sampler.Close()
+		j.sampler = nil
+	}
+}
+
+// errStopping is returned to writers once the daemon is stopping.
+var errStopping = errors.New("daemon: shutting down")
+
+// The runner's sampler: a profile.Sampler on real cgroups.
+type sampler interface {
+	Sample(now time.Time) profile.Sample
+	Close() error
+}
+
+var _ sampler = (*profile.Sampler)(nil)

@@ -404,27 +404,9 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Run recovers the state left by an earlier daemon, then serves until ctx
-// is cancelled. Tasks keep running after Run returns.
-func (d *Daemon) Run(ctx context.Context) error {
-	d.loops.Add(1)
-	go d.committer()
-	if d.sch != nil {
-		d.loadHistory()
-		d.loadModels()
-	}
-	if err := d.recover(); err != nil {
-		d.stopLoops()
-		return fmt.Errorf("recover: %w", err)
-	}
-	d.loops.Add(2)
-	go d.dispatcher()
-	go d.sampleLoop()
-	if d.sch != nil {
-		d.loops.Add(1)
-		go d.trainLoop()
-	}
-
+// serve serves the API on the configured listeners until ctx is
+// cancelled; it then stops the daemon's loops and shuts the servers down.
+func (d *Daemon) serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	h := d.handler()
 	var servers []*http.Server
@@ -498,7 +480,5 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		return nil
 	})
-	err := g.Wait()
-	d.loops.Wait()
-	return err
+	return g.Wait()
 }

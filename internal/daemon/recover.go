@@ -2,30 +2,31 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
-// recover rebuilds the queue and the running set from the store and the
-// run directories after a start — in particular after a kill -9. For each
-// task not yet ended, the run directory's lock decides, and it is tested
-// before exit.json is read (a shim writes exit.json, then exits, then the
-// lock is free; the other order could miss an exit written in between):
+// recover rebuilds the accepted tasks from the store and what the runner
+// left after a start — in particular after a kill -9. For each task not
+// yet ended (runner.Inspect; the lock is tested before exit.json):
 //
-//	lock held (a shim lives)        re-attach: watch it, profile the cgroup
-//	lock free, exit.json            finalize from it (a succeeded task is never re-run)
-//	lock free, cgroup has processes adopt through the cgroup; the exit status is unknown
-//	lock free, started.json         the run is lost: failed by restart, requeued per MaxAttempts
-//	no run directory / not started  queued: stays queued
+//	a shim lives                    re-attach: follow it, profile the cgroup
+//	the shim recorded an exit       end the run from it (a task that ended is never run again)
+//	no shim, processes in the cgroup follow them through the cgroup; the exit status is unknown
+//	started, or recorded running    the run is lost: requeued until Config.MaxAttempts, then failed
+//	never started                   stays queued
+//
+// A record without the daemon's meta was written by local mode (`prescient
+// run` on the same state directory): it is not the daemon's to run. If
+// its runner process died, it is ended failed, as local mode itself would;
+// otherwise it is left alone.
 func (d *Daemon) recover() error {
 	var recs []*task.Record
 	for _, st := range []task.State{task.Running, task.Queued} {
@@ -54,194 +55,119 @@ func (d *Daemon) recover() error {
 		return err
 	}
 	known := map[string]bool{}
-	var exited []*job
+	var ended []func()
+	counts := map[string]int{}
 	for i, r := range recs {
 		known[r.ID] = true
 		m, ok := decodeMeta(aux[i])
 		if !ok {
-			m = meta{Requests: d.requestsFor(r.Spec.Limits, nil)}
+			if err := d.recoverLocal(r); err != nil {
+				return err
+			}
+			counts["local"]++
+			continue
 		}
-		j := &job{rec: r, meta: m}
+		j := &job{id: r.ID, rec: r, meta: m, limits: r.Limits}
 		d.jobs[r.ID] = j
-		dir := d.runDir(r.ID)
-		lock, err := os.OpenFile(filepath.Join(dir, runLockFile), os.O_RDWR|syscall.O_CLOEXEC, 0)
-		if errors.Is(err, os.ErrNotExist) {
-			if r.State == task.Running {
-				exited = append(exited, j) // running without a run dir: lost
+		l := d.rt.Inspect(r.ID)
+		switch {
+		case l.ShimAlive:
+			d.restore(j, phaseDispatched)
+			h := d.rt.Reattach(r.ID)
+			j.run = h
+			d.goTracked(func() { d.follow(j, h) })
+			counts["reattached"]++
+		case l.Exit != nil:
+			d.restore(j, phaseRunning)
+			e := *l.Exit
+			ended = append(ended, func() { d.end(j, e) })
+			counts["finalized"]++
+		case l.Procs:
+			h, err := d.rt.Adopt(r.ID, startedAt(r))
+			if err != nil {
+				d.log.Warn("adopt", "task", r.ID, "err", err)
+				ended = append(ended, func() {
+					d.end(j, task.End{Started: true, Lost: "its shim died and its processes could not be followed"})
+				})
 				continue
 			}
-			d.requeue(j)
-			continue
+			d.restore(j, phaseRunning)
+			j.run = h
+			d.openSampler(j)
+			d.pol.Started(j.id, j.queued())
+			d.goTracked(func() { d.follow(j, h) })
+			counts["adopted"]++
+		case l.Started || r.State == task.Running:
+			// Lost: the policy holds nothing for it (no restore), so the
+			// end path queues it again itself while attempts remain.
+			j.phase = phaseQueued
+			ended = append(ended, func() {
+				d.end(j, task.End{Started: l.Started, StartedAt: startedAt(r), Lost: "its shim ended without recording an exit status"})
+			})
+			counts["lost"]++
+		default:
+			if l.Dir || l.Procs {
+				// Never started: the daemon died between dispatch and the shim.
+				_ = d.rt.Release(r.ID)
+				_ = d.rt.Forget(r.ID)
+			}
+			j.phase = phaseQueued
+			if err := d.pol.Enqueue(j.queued()); err != nil {
+				return fmt.Errorf("requeue %s: %w", r.ID, err)
+			}
+			counts["queued"]++
 		}
-		if err != nil {
-			return err
-		}
-		if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			lock.Close()
-			d.reattach(j)
-			continue
-		}
-		lock.Close() // free: the shim is gone and will not come back
-		exited = append(exited, j)
 	}
-	reattached := d.running
-	for _, j := range exited {
-		d.recoverEnded(j)
+	for _, f := range ended {
+		f()
 	}
-	d.mu.Lock()
-	queued := d.queue.Len()
-	d.mu.Unlock()
-	d.log.Info("recovered", "tasks", len(recs), "reattached", reattached, "ended_while_down", len(exited), "queued", queued)
+	for action, n := range counts {
+		d.m.recovered.WithLabelValues(action).Add(float64(n))
+	}
+	d.log.Info("recovered", "tasks", len(recs), "reattached", counts["reattached"]+counts["adopted"],
+		"ended_while_down", counts["finalized"]+counts["lost"], "queued", counts["queued"], "local", counts["local"])
 	// Run directories of tasks already ended (or unknown) are leftovers.
 	ents, _ := os.ReadDir(filepath.Join(d.cfg.StateDir, "run"))
 	for _, e := range ents {
 		if !known[e.Name()] {
-			d.removeCgroup(e.Name())
-			_ = os.RemoveAll(d.runDir(e.Name()))
+			_ = d.rt.Release(e.Name())
+			_ = d.rt.Forget(e.Name())
 		}
 	}
 	d.poke()
 	return nil
 }
 
-func (d *Daemon) requeue(j *job) {
-	d.mu.Lock()
-	j.elem = d.queue.PushBack(j)
-	d.mu.Unlock()
-	if d.sch != nil {
-		d.enqueueSched(j)
-	}
-	d.m.recovered.WithLabelValues("queued").Inc()
-}
-
-// recoverEnded handles a task whose shim is gone.
-func (d *Daemon) recoverEnded(j *job) {
-	id := j.rec.ID
-	dir := d.runDir(id)
-	if x, err := readExit(dir); err == nil {
-		d.mu.Lock()
-		j.started = true
-		d.running++
-		d.mu.Unlock()
-		d.restoreAdmission(j)
-		d.m.recovered.WithLabelValues("finalized").Inc()
-		d.finish(j, x)
-		return
-	}
-	if p, err := d.ex.Adopt(id); err == nil && p.Pid() != 0 {
-		// The shim died but the task lives: follow it through its cgroup.
-		d.mu.Lock()
-		j.started = true
-		d.running++
-		d.mu.Unlock()
-		d.restoreAdmission(j)
-		d.attachSampler(j)
-		d.m.recovered.WithLabelValues("adopted").Inc()
-		d.loops.Add(1)
-		go func() {
-			defer d.loops.Done()
-			x, _ := p.Wait()
-			d.finish(j, &shimExit{Started: true, StartedAt: startedAt(j), FinishedAt: time.Now(), Code: -1,
-				OOMKilled: x.OOMKilled, OOMKills: x.OOMKills,
-				WaitError: "exit status unknown: the task's shim died while it ran"})
-		}()
-		return
-	}
-	_, serr := os.Stat(filepath.Join(dir, runStartedFile))
-	if serr == nil || j.rec.State == task.Running {
-		d.mu.Lock()
-		j.started = true
-		d.running++
-		d.mu.Unlock()
-		d.lost(j, "its shim ended without recording an exit status")
-		return
-	}
-	// Never started: the daemon died between dispatch and the shim.
-	d.removeCgroup(id)
-	_ = os.RemoveAll(dir)
-	d.requeue(j)
-}
-
-// restoreAdmission accounts for a task found running after a restart.
-func (d *Daemon) restoreAdmission(j *job) {
-	if d.sch == nil {
-		d.adm.Restore(j.rec.ID, j.meta.Requests)
-		return
-	}
-	d.mu.Lock()
-	t, lim := schedTask(j), j.rec.Limits
-	d.mu.Unlock()
-	if lim.IsZero() {
-		lim = j.meta.Requests
-	}
-	if err := d.sch.Restore(t, startedAt(j), lim, ledger.Curve{}, ""); err != nil {
-		d.log.Warn("restore allocation", "task", t.ID, "err", err)
+// restore accounts, in the policy, for j found running after a restart.
+func (d *Daemon) restore(j *job, p phase) {
+	j.phase = p
+	d.running++
+	if err := d.pol.Restore(j.queued(), startedAt(j.rec), j.limits); err != nil {
+		d.log.Warn("restore allocation", "task", j.id, "err", err)
 	}
 }
 
-func startedAt(j *job) time.Time {
-	if j.rec.StartedAt != nil {
-		return *j.rec.StartedAt
+func startedAt(r *task.Record) time.Time {
+	if r.StartedAt != nil {
+		return *r.StartedAt
 	}
 	return time.Now()
 }
 
-// reattach follows a live shim left by an earlier daemon.
-func (d *Daemon) reattach(j *job) {
-	id := j.rec.ID
-	d.mu.Lock()
-	j.started = true
-	d.running++
-	if b, err := os.ReadFile(filepath.Join(d.runDir(id), runPIDFile)); err == nil {
-		j.shimPID = atoiOr0(string(b))
+// recoverLocal ends a local-mode record whose runner process died, as
+// local mode's own recovery does (cli recoverOrphans); a live runner's
+// record is left alone.
+func (d *Daemon) recoverLocal(r *task.Record) error {
+	if r.RunnerPID == 0 || processAlive(r.RunnerPID) {
+		return nil
 	}
-	d.mu.Unlock()
-	d.restoreAdmission(j)
-	d.m.recovered.WithLabelValues("reattached").Inc()
-	d.loops.Add(1)
-	go d.watch(j)
+	task.End{Lost: fmt.Sprintf("the prescient process running it (pid %d) exited before the task ended", r.RunnerPID)}.Apply(r)
+	return d.commit([]*task.Record{r}, nil)
 }
 
-// watch polls a re-attached shim (not this process's child, so no pipe and
-// no wait): started.json for the start, the lock for its exit.
-func (d *Daemon) watch(j *job) {
-	defer d.loops.Done()
-	dir := d.runDir(j.rec.ID)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	startedSeen := false
-	for {
-		if !startedSeen {
-			if _, err := os.Stat(filepath.Join(dir, runStartedFile)); err == nil {
-				startedSeen = true
-				d.onStarted(j)
-			}
-		}
-		if lockFree(dir) {
-			if !startedSeen {
-				if _, err := os.Stat(filepath.Join(dir, runStartedFile)); err == nil {
-					d.onStarted(j)
-				}
-			}
-			d.onShimExit(j)
-			return
-		}
-		select {
-		case <-d.stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// lockFree reports whether no shim holds dir's lock.
-func lockFree(dir string) bool {
-	f, err := os.OpenFile(filepath.Join(dir, runLockFile), os.O_RDWR|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func atoiOr0(s string) int {

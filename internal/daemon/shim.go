@@ -37,7 +37,12 @@ const (
 const (
 	shimStatusFD = 3 // a pipe to the daemon: "started\n", then "exited\n"
 	shimLockFD   = 4 // the run directory's lock, held for the shim's life
+	shimAckFD    = 5 // a pipe from the daemon: "ack\n" once it sampled the ended task
 )
+
+// ackWait bounds how long the shim waits, after the task ended, for the
+// daemon's last sample before it removes the cgroup anyway.
+const ackWait = time.Minute
 
 // shimRequest is request.json: everything the shim needs to start a task.
 type shimRequest struct {
@@ -82,14 +87,18 @@ type shimExit struct {
 // parent of one task. The daemon starts it in a session of its own, outside
 // the task's cgroup, so it outlives a daemon that dies; it starts the task
 // through the executor, writes started.json, waits for the end and writes
-// exit.json (fsynced) before it exits. SIGTERM cancels the task. The task's
-// output goes through the shim into size-capped, rotated log files owned by
-// the task's user.
+// exit.json (fsynced), says "exited", and waits for the daemon's "ack"
+// (its last sample is taken) — or for the pipe's end, when no daemon
+// follows it — before it removes the task's cgroup and exits. So a task's
+// cgroup never outlives its shim, whether or not a daemon is there.
+// SIGTERM cancels the task. The task's output goes through the shim into
+// size-capped, rotated log files owned by the task's user.
 func RunShim(runDir string) error {
 	// Descriptors 3 and 4 came from the daemon without close-on-exec; the
 	// task must inherit neither (the lock would outlive the shim).
-	status := inherited(shimStatusFD, "status")
-	lock := inherited(shimLockFD, "lock")
+	status := inherited(shimStatusFD, "status", false)
+	lock := inherited(shimLockFD, "lock", false)
+	ack := inherited(shimAckFD, "ack", true) // non-blocking, so its read can time out
 	defer runtime.KeepAlive(lock)
 	notify := func(msg string) {
 		if status != nil {
@@ -186,17 +195,40 @@ func RunShim(runDir string) error {
 	}
 	_ = stdout.Close()
 	_ = stderr.Close()
-	// The cgroup stays: the daemon takes its last sample and removes it.
-	return finish()
+	if err := finish(); err != nil {
+		return err
+	}
+	// The cgroup stays for the daemon's last sample, then goes with us.
+	waitAck(ack)
+	if err := p.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "shim: remove the task's cgroup: %v\n", err)
+	}
+	return nil
+}
+
+// waitAck waits for the daemon's "ack" on ack, its end (the daemon is
+// gone), or ackWait.
+func waitAck(ack *os.File) {
+	if ack == nil {
+		return
+	}
+	defer ack.Close()
+	_ = ack.SetReadDeadline(time.Now().Add(ackWait)) // pipes support deadlines
+	b := make([]byte, 8)
+	_, _ = ack.Read(b)
 }
 
 // inherited marks fd close-on-exec and wraps it, or returns nil when the
-// shim was not given it.
-func inherited(fd int, name string) *os.File {
+// shim was not given it. A non-blocking fd joins the runtime's poller, so
+// deadlines work on it.
+func inherited(fd int, name string, nonblock bool) *os.File {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 		return nil
 	}
 	unix.CloseOnExec(fd)
+	if nonblock {
+		_ = unix.SetNonblock(fd, true)
+	}
 	return os.NewFile(uintptr(fd), name)
 }
 

@@ -45,7 +45,7 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 		grow = max(rate, 0) * s.cfg.LeadTime.Seconds()
 	}
 	e.used, e.observed, e.prevMem, e.prevAt = o.Used, true, o.Used[ledger.Memory], o.At
-	if e.evicting {
+	if e.evicting || s.cfg.Static {
 		return false, nil
 	}
 	changed, err := s.adjust(e, o, grow, now)

@@ -35,6 +35,7 @@ const (
 	ReasonUnthrottle = "unthrottle"  // pressure over: the soft memory limit is back at the prediction
 	ReasonEvict      = "evict"       // killed to relieve memory pressure: requeued
 	ReasonRelease    = "release"     // ended: everything returned to the pool
+	ReasonLost       = "lost"        // the run was lost (no exit status): requeued as it was
 )
 
 // ModelRequests names the fallback curve: the declared requests.
@@ -96,7 +97,8 @@ type Evictor interface {
 // Task is what Enqueue is given.
 type Task struct {
 	ID       string
-	Priority int // higher runs first; FIFO within a priority
+	Priority int    // higher runs first
+	User     uint32 // the owner: users share a priority fairly
 	Features Features
 	// Cap bounds the hard limits per dimension (the user's own limits); a
 	// zero field does not bound.
@@ -139,6 +141,10 @@ type Observation struct {
 type Outcome struct {
 	OOMKilled bool
 	Cancelled bool // the user cancelled it: never requeued
+	// Lost: nothing is known of how the run ended; the caller (which
+	// bounds such attempts) asks for a requeue as it was, with Detail.
+	Lost   bool
+	Detail string
 }
 
 // Result says what Finish did.
@@ -277,6 +283,11 @@ type Config struct {
 	// Enforce says which dimensions' limits reach the Executor (the others
 	// are accounted in the ledger only). Zero value: CPU and memory.
 	Enforce [ledger.NumDims]bool
+	// Static fixes a task's limits at commit, as declared-request
+	// schedulers do: no live adjustment, no action on memory pressure, and
+	// admission by what is committed, not by measured use. With a
+	// Predictor that knows nothing, it is the declared-requests policy.
+	Static bool
 }
 
 func (c *Config) validate() error {
@@ -318,8 +329,11 @@ func (c *Config) validate() error {
 	if c.DownAfter <= 0 {
 		c.DownAfter = DefaultDownAfter
 	}
-	if c.RetryLimit == 0 {
+	switch {
+	case c.RetryLimit == 0:
 		c.RetryLimit = DefaultRetryLimit
+	case c.RetryLimit < 0:
+		c.RetryLimit = 0 // no OOM retries
 	}
 	if c.RetryCapMB <= 0 {
 		c.RetryCapMB = c.Ledger.Capacity()[ledger.Memory]
@@ -873,8 +887,7 @@ func (s *Scheduler) dispatch(now time.Time, n int) []Start {
 // measured free capacity and the ledger's hard accounting.
 func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	need := windowP50(e.curve, 0, s.cfg.CommitWindow)
-	free := s.capv.Sub(s.usedSum)
-	if !need.LessEq(free) {
+	if !s.cfg.Static && !need.LessEq(s.capv.Sub(s.usedSum)) {
 		return Start{}, false
 	}
 	if !s.backfillOK(e, now, now.Add(e.curve.Total()), e.curve.Peak(s.led.Config().SoftQuantile)) {
@@ -1033,6 +1046,8 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	res := Result{Retries: e.retries}
 	switch {
 	case o.Cancelled:
+	case o.Lost:
+		res.Requeued, res.Reason = true, ReasonLost
 	case e.evicting:
 		res.Requeued, res.Reason = true, ReasonEvict
 	case o.OOMKilled && e.retries < s.cfg.RetryLimit:
@@ -1051,9 +1066,12 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	}
 	res.EstimateMB = e.floorMB
 	e.curve = s.shape(e.curve, e.floorMB)
-	if res.Reason == ReasonOOMRetry {
+	switch res.Reason {
+	case ReasonOOMRetry:
 		res.Detail = fmt.Sprintf("OOM-killed at a %.0f MB limit; requeued with %.0f MB (retry %d of %d)", e.limits.MemoryMB, e.floorMB, e.retries, s.cfg.RetryLimit)
-	} else {
+	case ReasonLost:
+		res.Detail = o.Detail
+	default:
 		res.Detail = "evicted under memory pressure; requeued"
 	}
 	e.limits = task.Limits{MemoryMB: e.floorMB}
@@ -1143,6 +1161,13 @@ func (s *Scheduler) Usage() Usage {
 		}
 	}
 	return u
+}
+
+// Counts reports how many tasks are queued and running.
+func (s *Scheduler) Counts() (queued, running int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.planned + s.deferredN, len(s.tasks) - s.planned - s.deferredN
 }
 
 // Stats returns the counters.

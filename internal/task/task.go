@@ -88,7 +88,8 @@ type Record struct {
 	ExitCode    *int       `json:"exit_code"`        // nil until the task exits, or when killed by a signal
 	Signal      string     `json:"signal,omitempty"` // e.g. "killed"
 	OOMKilled   bool       `json:"oom_killed"`
-	Error       string     `json:"error,omitempty"` // why Prescient could not run it
+	Error       string     `json:"error,omitempty"`      // why it did not succeed, for people
+	ErrorKind   ErrorKind  `json:"error_kind,omitempty"` // the same, for programs (see End.Outcome)
 	Limits      Limits     `json:"limits"`
 	Peak        Stats      `json:"peak"`
 	Mean        Stats      `json:"mean"`

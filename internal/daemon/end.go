@@ -1,0 +1,213 @@
+package daemon
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/sched"
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+// end is the one end-of-run path. Every run comes here exactly once,
+// however it ended: the shim's exit status, a start that failed, a cancel
+// before the start, a run lost without an exit status, a run found ended
+// after a restart. It
+//
+//  1. takes the last sample and reads the run's curve,
+//  2. lets the policy release what the run held — at once, whatever the
+//     end — and decide on a requeue (an OOM retry, an eviction, or, for a
+//     lost run (lost=true) while Config.MaxAttempts allows, a rerun),
+//  3. removes the run's cgroups,
+//  4. records the task queued again, or its final state (task.End.Outcome:
+//     the same mapping local mode uses), durably,
+//  5. and only then removes the run directory (whose exit.json lets the
+//     next daemon finish the job if this one dies before the record is
+//     stored).
+//
+// A final record that cannot be stored (the state directory is full) keeps
+// the job in memory and is retried (retryEnds); it is never dropped.
+func (d *Daemon) end(j *job, e task.End) {
+	lost := e.Lost != ""
+	d.mu.Lock()
+	if j.ending {
+		d.mu.Unlock()
+		return
+	}
+	j.ending = true
+	inPolicy := j.phase == phaseDispatched || j.phase == phaseRunning
+	j.phase = phaseEnding
+	e.Cancelled = e.Cancelled || j.cancelled
+	e.MemoryLimitMB = j.limits.MemoryMB
+	rerun := false
+	if lost && !e.Cancelled {
+		j.meta.Attempt++
+		if j.meta.Attempt < d.cfg.MaxAttempts {
+			rerun = true
+			e.Lost = fmt.Sprintf("attempt %d lost: %s; requeued", j.meta.Attempt, e.Lost)
+		} else {
+			e.Lost = fmt.Sprintf("failed by restart: %s (attempt %d of %d)", e.Lost, j.meta.Attempt, d.cfg.MaxAttempts)
+		}
+	}
+	q := j.queued()
+	d.mu.Unlock()
+
+	d.lastSample(j)
+	var curve []profile.Sample
+	if e.Started {
+		ss, err := d.st.Samples.Curve(j.id)
+		if err != nil {
+			d.log.Warn("read curve", "task", j.id, "err", err)
+		}
+		curve = runPart(ss, e.StartedAt)
+	}
+	var res sched.Result
+	if inPolicy {
+		res = d.pol.Finish(j.id, Run{Task: q, End: e, Curve: curve, Lost: rerun})
+	} else if rerun {
+		if err := d.pol.Enqueue(q); err != nil {
+			d.log.Error("requeue", "task", j.id, "err", err)
+		}
+		res = sched.Result{Requeued: true, Reason: sched.ReasonLost, Detail: e.Lost}
+	}
+	if err := d.rt.Release(j.id); err != nil {
+		d.log.Warn("remove cgroup", "task", j.id, "err", err)
+	}
+	if res.Requeued {
+		d.requeued(j, e, res, inPolicy)
+		return
+	}
+
+	d.mu.Lock()
+	r := j.rec
+	e.Apply(r)
+	if !e.Started {
+		r.StartedAt, r.DurationS = nil, 0
+	}
+	r.Peak, r.Mean, r.Samples = aggregate(curve)
+	if inPolicy {
+		v := res.View
+		j.meta.Retries = v.Retries
+		j.meta.Prediction, j.meta.Allocations = predictionOf(v), allocationsOf(v)
+	}
+	if inPolicy {
+		d.running--
+	}
+	d.mu.Unlock()
+	d.finalize(j)
+}
+
+// finalize stores j's final record and forgets it; on a store failure it
+// keeps j for retryEnds.
+func (d *Daemon) finalize(j *job) {
+	if err := d.commitJob(j); err != nil {
+		d.log.Error("record end (kept, retried)", "task", j.id, "err", err)
+		d.mu.Lock()
+		d.retry = append(d.retry, j)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Lock()
+	delete(d.jobs, j.id)
+	t := toAPI(j.rec, j.meta)
+	d.mu.Unlock()
+	d.m.ended.WithLabelValues(string(t.State)).Inc()
+	d.st.Samples.Forget(j.id)
+	if err := d.rt.Forget(j.id); err != nil {
+		d.log.Warn("remove run dir", "task", j.id, "err", err)
+	}
+	d.publish(t)
+	d.poke()
+}
+
+// retryEnds stores the final records that could not be stored before.
+func (d *Daemon) retryEnds() {
+	d.mu.Lock()
+	js := d.retry
+	d.retry = nil
+	d.mu.Unlock()
+	for _, j := range js {
+		d.finalize(j)
+	}
+}
+
+// requeued records j queued again after the policy (or a lost run)
+// requeued it.
+func (d *Daemon) requeued(j *job, e task.End, res sched.Result, inPolicy bool) {
+	d.st.Samples.Forget(j.id)
+	if err := d.rt.Forget(j.id); err != nil {
+		d.log.Warn("remove run dir", "task", j.id, "err", err)
+	}
+	d.mu.Lock()
+	r := j.rec
+	r.State, r.StartedAt, r.FinishedAt, r.DurationS = task.Queued, nil, nil, 0
+	r.OOMKilled = e.OOMKills > 0
+	r.Error, r.ErrorKind = res.Detail, ""
+	j.meta.Retries = res.Retries
+	if inPolicy {
+		d.running--
+	}
+	j.phase, j.ending, j.run, j.cancelled = phaseQueued, false, nil, false
+	d.mu.Unlock()
+	if err := d.commitJob(j); err != nil {
+		d.log.Error("record requeue", "task", j.id, "err", err)
+	}
+	reason := res.Reason
+	if reason == "" {
+		reason = "requeued"
+	}
+	d.m.recovered.WithLabelValues(reason).Inc()
+	d.log.Info("requeued", "task", j.id, "reason", reason, "estimate_mb", res.EstimateMB, "retries", res.Retries)
+	d.mu.Lock()
+	t := d.viewLocked(j)
+	d.mu.Unlock()
+	d.publish(t)
+	d.poke()
+}
+
+// runPart is the samples of the run that started at start: a requeued task
+// keeps its id, so the store holds its earlier runs' samples too.
+func runPart(ss []profile.Sample, start time.Time) []profile.Sample {
+	if start.IsZero() {
+		return ss
+	}
+	for i, s := range ss {
+		if !s.Time.Before(start) {
+			return ss[i:]
+		}
+	}
+	return nil
+}
+
+// aggregate summarises a curve into peak and mean per dimension.
+func aggregate(ss []profile.Sample) (peak, mean task.Stats, n int) {
+	var cnt [4]int
+	var sum, pk [4]float64
+	for _, s := range ss {
+		vals := [4]float64{s.CPUPct, s.MemoryMB, s.IOPS, s.NetMbps()}
+		for i, dim := range [4]profile.Dim{profile.CPU, profile.Memory, profile.IO, profile.Net} {
+			if !s.Avail.Has(dim) || math.IsNaN(vals[i]) {
+				continue
+			}
+			cnt[i]++
+			sum[i] += vals[i]
+			pk[i] = max(pk[i], vals[i])
+		}
+	}
+	p := func(i int, v float64) *float64 {
+		if cnt[i] == 0 {
+			return nil
+		}
+		return &v
+	}
+	m := func(i int) float64 {
+		if cnt[i] == 0 {
+			return 0
+		}
+		return sum[i] / float64(cnt[i])
+	}
+	peak = task.Stats{CPUPct: p(0, pk[0]), MemoryMB: p(1, pk[1]), IOPS: p(2, pk[2]), NetMbps: p(3, pk[3])}
+	mean = task.Stats{CPUPct: p(0, m(0)), MemoryMB: p(1, m(1)), IOPS: p(2, m(2)), NetMbps: p(3, m(3))}
+	return peak, mean, len(ss)
+}

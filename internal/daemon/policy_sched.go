@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prescient-sched/prescient/api"
+	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/sched"
+	"github.com/prescient-sched/prescient/internal/task"
+)
+
+// schedPolicy is what both policies share: internal/sched's queue, plan,
+// commit and release over the ledger's capacity calendar, with live limits
+// through a Control. fitPolicy is it with a predictor that knows nothing
+// and static limits; predictPolicy feeds it predicted curves and live
+// forecasts.
+type schedPolicy struct {
+	name string
+	sch  *sched.Scheduler
+	led  *ledger.Ledger
+	log  *slog.Logger
+}
+
+// newSchedPolicy builds the ledger and the scheduler for a node of the
+// given capacity. cfg's Ledger, Executor and Log are filled in here.
+func newSchedPolicy(name string, capacity ledger.Vector, ctl Control, cfg sched.Config, log *slog.Logger) (*schedPolicy, error) {
+	led, err := ledger.New(ledger.Config{
+		Capacity:  capacity,
+		SlotWidth: time.Second,
+		// 16,384 slots (2.6 MB); longer curves are planned in part (see
+		// sched's planSpan).
+		Horizon: 4 * time.Hour,
+		Start:   time.Now(),
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Ledger, cfg.Log = led, log
+	if ctl != nil {
+		cfg.Executor = schedControl{ctl}
+	}
+	sch, err := sched.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &schedPolicy{name: name, sch: sch, led: led, log: log}, nil
+}
+
+func (p *schedPolicy) Name() string { return p.name }
+
+func (p *schedPolicy) Enqueue(q Queued) error {
+	if _, err := p.sch.Enqueue(schedTask(q)); err != nil && !errors.Is(err, sched.ErrExists) {
+		return err
+	}
+	return nil
+}
+
+func (p *schedPolicy) Schedule(n int) []sched.Start { return p.sch.Schedule(n) }
+
+func (p *schedPolicy) Cancel(id string) bool { return p.sch.Cancel(id) }
+
+func (p *schedPolicy) Restore(q Queued, started time.Time, limits task.Limits) error {
+	if limits.IsZero() {
+		limits = q.Requests
+	}
+	return p.sch.Restore(schedTask(q), started, limits, ledger.Curve{}, "")
+}
+
+func (p *schedPolicy) Started(string, Queued) {}
+
+func (p *schedPolicy) Observe(id string, s profile.Sample) {
+	p.observe(id, s, ledger.Vector{})
+}
+
+func (p *schedPolicy) observe(id string, s profile.Sample, ahead ledger.Vector) {
+	used := usedOf(s)
+	if _, err := p.sch.Observe(id, sched.Observation{At: s.Time, Used: used, Ahead: ahead}); err != nil {
+		p.log.Debug("monitor", "task", id, "err", err)
+	}
+}
+
+func (p *schedPolicy) Finish(id string, r Run) sched.Result {
+	res, err := p.sch.Finish(id, outcome(r))
+	if err != nil {
+		// Not running for the scheduler: never dispatched (a start that
+		// failed before Schedule) or already finished. Nothing is held.
+		p.log.Debug("scheduler finish", "task", id, "err", err)
+	}
+	return res
+}
+
+func (p *schedPolicy) Describe(id string, t *api.Task) bool {
+	v, ok := p.sch.Get(id)
+	if ok {
+		describe(v, t)
+	}
+	return ok
+}
+
+func (p *schedPolicy) Node(n *api.NodeStatus) {
+	u := p.sch.Usage()
+	n.Policy = p.name
+	n.Capacity = api.Resources{CPUCores: u.Capacity[ledger.CPU], MemoryMB: u.Capacity[ledger.Memory]}
+	n.Used = api.Resources{CPUCores: u.Committed[ledger.CPU], MemoryMB: u.Committed[ledger.Memory]}
+	n.Reserved = u.Reserved
+	n.Dims = map[string]api.DimUsage{}
+	for dim := range ledger.NumDims {
+		n.Dims[dim.String()] = api.DimUsage{Capacity: u.Capacity[dim], Committed: u.Committed[dim],
+			SoftReserved: u.SoftNow[dim], SoftPeak: u.SoftPeak[dim], Used: u.Used[dim]}
+	}
+}
+
+func (p *schedPolicy) Wake() <-chan struct{} { return p.led.Notify() }
+
+func (p *schedPolicy) Run(ctx context.Context) { <-ctx.Done() }
+
+func (p *schedPolicy) Counts() (int, int) { return p.sch.Counts() }
+
+// usedOf is a sample as the scheduler measures use (cores, MiB, ops/s,
+// Mbps); unavailable or non-finite dimensions count as 0.
+func usedOf(s profile.Sample) ledger.Vector {
+	used := ledger.Vector{s.CPUPct / 100, s.MemoryMB, s.IOPS, s.NetMbps()}
+	for i, dim := range [ledger.NumDims]profile.Dim{profile.CPU, profile.Memory, profile.IO, profile.Net} {
+		if !s.Avail.Has(dim) {
+			used[i] = 0
+		}
+		used[i] = finite(used[i])
+	}
+	return used
+}
+
+// schedControl is the scheduler's Executor over a Control.
+type schedControl struct{ c Control }
+
+var (
+	_ sched.Executor    = schedControl{}
+	_ sched.SoftLimiter = schedControl{}
+	_ sched.Evictor     = schedControl{}
+)
+
+func (x schedControl) Update(id string, l task.Limits) error     { return x.c.Update(id, l) }
+func (x schedControl) SetSoftMemory(id string, mb float64) error { return x.c.SetSoftMemory(id, mb) }
+func (x schedControl) Evict(id string) error                     { return x.c.Kill(id) }
+
+// fitPolicy starts tasks by their declared requests and holds each task's
+// own limits, unchanged, until it ends; no OOM retry. The scheduler without
+// predictions does exactly that (every curve is the declared requests,
+// flat for sched.DefaultFallbackDuration, for planning); Static turns off
+// live adjustment and admission by measured use.
+type fitPolicy struct{ *schedPolicy }
+
+// declared is a predictor that knows nothing: every task is sized by its
+// declared requests.
+type declared struct{}
+
+func (declared) Predict(sched.Features) (ledger.Curve, string) { return ledger.Curve{}, "" }
+
+func newFitPolicy(capacity ledger.Vector, ctl Control, log *slog.Logger) (*fitPolicy, error) {
+	p, err := newSchedPolicy(PolicyFit, capacity, ctl, sched.Config{Predictor: declared{}, Static: true, RetryLimit: -1}, log)
+	if err != nil {
+		return nil, err
+	}
+	return &fitPolicy{p}, nil
+}
+
+var (
+	_ Policy = (*fitPolicy)(nil)
+	_ Policy = (*predictPolicy)(nil)
+)

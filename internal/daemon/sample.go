@@ -1,0 +1,70 @@
+package daemon
+
+import "time"
+
+// sampleLoop samples every running task each interval into the TSDB and
+// hands each sample to the policy.
+func (d *Daemon) sampleLoop() {
+	tick := time.NewTicker(d.cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case now := <-tick.C:
+			d.mu.Lock()
+			js := make([]*job, 0, d.running)
+			for _, j := range d.jobs {
+				if j.phase == phaseRunning {
+					js = append(js, j)
+				}
+			}
+			d.mu.Unlock()
+			for _, j := range js {
+				d.sampleOnce(j, now, false)
+			}
+		}
+	}
+}
+
+// openSampler starts profiling j's cgroups.
+func (d *Daemon) openSampler(j *job) {
+	s, err := d.rt.Sampler(j.id)
+	if err != nil {
+		d.log.Debug("no cgroup to profile", "task", j.id, "err", err)
+		return
+	}
+	s.Sample(time.Now()) // prime the rate counters
+	j.smu.Lock()
+	if j.sampler != nil {
+		_ = j.sampler.Close()
+	}
+	j.sampler = s
+	j.smu.Unlock()
+}
+
+// lastSample takes j's last sample and closes its sampler; idempotent.
+func (d *Daemon) lastSample(j *job) { d.sampleOnce(j, time.Now(), true) }
+
+// sampleOnce takes one sample of j (with last, then closes the sampler).
+func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
+	j.smu.Lock()
+	defer j.smu.Unlock()
+	if j.sampler == nil {
+		return
+	}
+	s := j.sampler.Sample(now)
+	if last {
+		_ = j.sampler.Close()
+		j.sampler = nil
+	}
+	if s.Avail == 0 {
+		return
+	}
+	if err := d.st.Samples.Append(j.id, j.rec.Signature, s); err != nil {
+		d.log.Debug("store sample", "task", j.id, "err", err)
+	}
+	if !last {
+		d.pol.Observe(j.id, s)
+	}
+}
