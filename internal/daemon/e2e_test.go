@@ -424,3 +424,98 @@ func TestTCPToken(t *testing.T) {
 		}
 	})
 }
+
+// TestBulkCancelReturnsCapacity: 60 tasks, some running, some dispatched
+// (their shims starting), some queued, cancelled all at once from many
+// clients. Every one ends cancelled and the node's committed capacity
+// returns to exactly zero — a cancel that killed a shim before it ran used
+// to leave its allocation counted forever.
+func TestBulkCancelReturnsCapacity(t *testing.T) {
+	needDaemon(t)
+	e := newEnv(t)
+	e.start()
+	c := e.client()
+	ctx := ctxT(t, 90*time.Second)
+	var ids []string
+	for range 60 {
+		req := spec("sleep", "60")
+		req.Spec.Limits = api.Limits{CPUCores: 0.1, MemoryMB: 32}
+		req.Requests = nil
+		tk, err := c.Submit(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tk.ID)
+	}
+	waitState(t, ctx, c, ids[0], api.StateRunning)
+	// Cancel the running ones one by one — each frees room the dispatcher
+	// fills at once — while other clients keep cancelling everything, so
+	// that cancels hit tasks in every state, shims just started included.
+	cancel := func(id string) {
+		if _, err := c.Cancel(ctx, id); err != nil {
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Status != http.StatusConflict {
+				t.Errorf("cancel %s: %v", id, err)
+			}
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				for i := w; i < len(ids); i += 4 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					cancel(ids[len(ids)-1-i])
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		cancel(id)
+		time.Sleep(15 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	states := map[string]int{}
+	for _, id := range ids {
+		tk, err := c.Wait(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states[tk.State]++
+		if tk.State != api.StateCancelled {
+			t.Errorf("task %s ended %s (%s)", id, tk.State, tk.Error)
+		}
+	}
+	t.Logf("states: %v", states)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := c.Node(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpu, mem := n.Dims["cpu"], n.Dims["memory"]
+		if n.Running == 0 && n.Queued == 0 && cpu.Committed == 0 && mem.Committed == 0 && cpu.Used == 0 && mem.Used == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node after cancelling everything: running %d queued %d cpu %+v memory %+v", n.Running, n.Queued, cpu, mem)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// And the node still starts work.
+	tk, err := c.Submit(ctx, spec("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final, err := c.Wait(ctx, tk.ID); err != nil || final.State != api.StateSucceeded {
+		t.Fatalf("task after the cancels: %+v %v", final, err)
+	}
+}
