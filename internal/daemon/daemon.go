@@ -12,6 +12,7 @@ import (
 
 	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -190,6 +191,7 @@ type job struct {
 	ending    bool      // the end path has it (see end)
 	run       runHandle // the run being followed (dispatched or later)
 	limits    task.Limits
+	held      *sched.Start // a start the policy chose while the job was requeuing
 
 	smu     sync.Mutex // guards sampler; never held with Daemon.mu
 	sampler sampler
@@ -203,6 +205,7 @@ const (
 	phaseDispatched                  // chosen to start: its shim is being started
 	phaseRunning                     // its processes run (or a shim follows them)
 	phaseEnding                      // its run is over; the end path has it
+	phaseRequeuing                   // queued again in the policy; the daemon is still recording it
 )
 
 // queued is j as the policy is told of it. Caller holds d.mu or owns j.

@@ -62,6 +62,10 @@ func (d *Daemon) end(j *job, e task.End) {
 		}
 		curve = runPart(ss, e.StartedAt)
 	}
+	// The policy's Finish runs under d.mu: a task it queues again may be
+	// chosen by the very next Schedule, and dispatch must then see it
+	// requeuing (and hold the start until requeued is done), not ending.
+	d.mu.Lock()
 	var res sched.Result
 	if inPolicy {
 		res = d.pol.Finish(j.id, Run{Task: q, End: e, Curve: curve, Lost: rerun})
@@ -71,6 +75,10 @@ func (d *Daemon) end(j *job, e task.End) {
 		}
 		res = sched.Result{Requeued: true, Reason: sched.ReasonLost, Detail: e.Lost}
 	}
+	if res.Requeued {
+		j.phase = phaseRequeuing
+	}
+	d.mu.Unlock()
 	if err := d.rt.Release(j.id); err != nil {
 		d.log.Warn("remove cgroup", "task", j.id, "err", err)
 	}
@@ -133,7 +141,9 @@ func (d *Daemon) retryEnds() {
 }
 
 // requeued records j queued again after the policy (or a lost run)
-// requeued it.
+// requeued it. The run directory goes first: the policy may have chosen
+// the task already (dispatch held that start in j.held), and its next run
+// must not find this one's files.
 func (d *Daemon) requeued(j *job, e task.End, res sched.Result, inPolicy bool) {
 	d.st.Samples.Forget(j.id)
 	if err := d.rt.Forget(j.id); err != nil {
@@ -148,7 +158,14 @@ func (d *Daemon) requeued(j *job, e task.End, res sched.Result, inPolicy bool) {
 	if inPolicy {
 		d.running--
 	}
-	j.phase, j.ending, j.run, j.cancelled = phaseQueued, false, nil, false
+	j.ending, j.run = false, nil
+	held := j.held
+	j.held = nil
+	j.phase = phaseQueued
+	if held != nil {
+		j.phase, j.limits, r.Limits = phaseDispatched, held.Limits, held.Limits
+	}
+	cancelled := j.cancelled
 	d.mu.Unlock()
 	if err := d.commitJob(j); err != nil {
 		d.log.Error("record requeue", "task", j.id, "err", err)
@@ -163,6 +180,20 @@ func (d *Daemon) requeued(j *job, e task.End, res sched.Result, inPolicy bool) {
 	t := d.viewLocked(j)
 	d.mu.Unlock()
 	d.publish(t)
+	switch {
+	case held != nil:
+		d.goTracked(func() { d.startRun(j) }) // it sees a cancel itself
+	case cancelled:
+		d.mu.Lock()
+		ok := j.phase == phaseQueued && d.pol.Cancel(j.id)
+		if ok {
+			j.phase = phaseEnding
+		}
+		d.mu.Unlock()
+		if ok {
+			d.end(j, task.End{StartError: "cancelled before it started", Cancelled: true, FinishedAt: time.Now()})
+		}
+	}
 	d.poke()
 }
 

@@ -55,7 +55,7 @@ func (d *Daemon) recover() error {
 		return err
 	}
 	known := map[string]bool{}
-	var ended []func()
+	var after []func() // run once every task is known: ends and followers
 	counts := map[string]int{}
 	for i, r := range recs {
 		known[r.ID] = true
@@ -67,58 +67,16 @@ func (d *Daemon) recover() error {
 			counts["local"]++
 			continue
 		}
-		j := &job{id: r.ID, rec: r, meta: m, limits: r.Limits}
-		d.jobs[r.ID] = j
-		l := d.rt.Inspect(r.ID)
-		switch {
-		case l.ShimAlive:
-			d.restore(j, phaseDispatched)
-			h := d.rt.Reattach(r.ID)
-			j.run = h
-			d.goTracked(func() { d.follow(j, h) })
-			counts["reattached"]++
-		case l.Exit != nil:
-			d.restore(j, phaseRunning)
-			e := *l.Exit
-			ended = append(ended, func() { d.end(j, e) })
-			counts["finalized"]++
-		case l.Procs:
-			h, err := d.rt.Adopt(r.ID, startedAt(r))
-			if err != nil {
-				d.log.Warn("adopt", "task", r.ID, "err", err)
-				ended = append(ended, func() {
-					d.end(j, task.End{Started: true, Lost: "its shim died and its processes could not be followed"})
-				})
-				continue
-			}
-			d.restore(j, phaseRunning)
-			j.run = h
-			d.openSampler(j)
-			d.pol.Started(j.id, j.queued())
-			d.goTracked(func() { d.follow(j, h) })
-			counts["adopted"]++
-		case l.Started || r.State == task.Running:
-			// Lost: the policy holds nothing for it (no restore), so the
-			// end path queues it again itself while attempts remain.
-			j.phase = phaseQueued
-			ended = append(ended, func() {
-				d.end(j, task.End{Started: l.Started, StartedAt: startedAt(r), Lost: "its shim ended without recording an exit status"})
-			})
-			counts["lost"]++
-		default:
-			if l.Dir || l.Procs {
-				// Never started: the daemon died between dispatch and the shim.
-				_ = d.rt.Release(r.ID)
-				_ = d.rt.Forget(r.ID)
-			}
-			j.phase = phaseQueued
-			if err := d.pol.Enqueue(j.queued()); err != nil {
-				return fmt.Errorf("requeue %s: %w", r.ID, err)
-			}
-			counts["queued"]++
+		action, f, err := d.recoverOne(r, m)
+		if err != nil {
+			return err
+		}
+		counts[action]++
+		if f != nil {
+			after = append(after, f)
 		}
 	}
-	for _, f := range ended {
+	for _, f := range after {
 		f()
 	}
 	for action, n := range counts {
@@ -138,7 +96,64 @@ func (d *Daemon) recover() error {
 	return nil
 }
 
+// recoverOne rebuilds one task of the daemon's; it returns what it did and
+// what to do once every task is known (end the run, or follow it).
+func (d *Daemon) recoverOne(r *task.Record, m meta) (string, func(), error) {
+	j := &job{id: r.ID, rec: r, meta: m, limits: r.Limits}
+	l := d.rt.Inspect(r.ID)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.jobs[r.ID] = j
+	switch {
+	case l.ShimAlive:
+		d.restore(j, phaseDispatched)
+		h := d.rt.Reattach(r.ID)
+		j.run = h
+		return "reattached", func() { d.goTracked(func() { d.follow(j, h) }) }, nil
+	case l.Exit != nil:
+		d.restore(j, phaseRunning)
+		e := *l.Exit
+		return "finalized", func() { d.end(j, e) }, nil
+	case l.Procs:
+		h, err := d.rt.Adopt(r.ID, startedAt(r))
+		if err != nil {
+			d.log.Warn("adopt", "task", r.ID, "err", err)
+			j.phase = phaseQueued // nothing held: the end path requeues it itself
+			return "lost", func() {
+				d.end(j, task.End{Started: true, Lost: "its shim died and its processes could not be followed"})
+			}, nil
+		}
+		d.restore(j, phaseRunning)
+		j.run = h
+		q := j.queued()
+		return "adopted", func() {
+			d.openSampler(j)
+			d.pol.Started(j.id, q)
+			d.goTracked(func() { d.follow(j, h) })
+		}, nil
+	case l.Started || r.State == task.Running:
+		// Lost: the policy holds nothing for it (no restore), so the end
+		// path queues it again itself while attempts remain.
+		j.phase = phaseQueued
+		return "lost", func() {
+			d.end(j, task.End{Started: l.Started, StartedAt: startedAt(r), Lost: "its shim ended without recording an exit status"})
+		}, nil
+	default:
+		if l.Dir || l.Procs {
+			// Never started: the daemon died between dispatch and the shim.
+			_ = d.rt.Release(r.ID)
+			_ = d.rt.Forget(r.ID)
+		}
+		j.phase = phaseQueued
+		if err := d.pol.Enqueue(j.queued()); err != nil {
+			return "", nil, fmt.Errorf("requeue %s: %w", r.ID, err)
+		}
+		return "queued", nil, nil
+	}
+}
+
 // restore accounts, in the policy, for j found running after a restart.
+// Caller holds d.mu.
 func (d *Daemon) restore(j *job, p phase) {
 	j.phase = p
 	d.running++

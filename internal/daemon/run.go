@@ -43,6 +43,13 @@ func (d *Daemon) dispatch() {
 	var unknown []sched.Start
 	for _, st := range starts {
 		j := d.jobs[st.ID]
+		if j != nil && j.phase == phaseRequeuing && j.held == nil {
+			// Queued again by the policy, still being recorded so: held
+			// until requeued is done, which then starts it.
+			j.held = &st
+			d.running++
+			continue
+		}
 		if j == nil || j.phase != phaseQueued {
 			unknown = append(unknown, st) // cannot happen: queued in the policy means queued here
 			continue
