@@ -2,6 +2,8 @@ package task
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -100,4 +102,41 @@ type Record struct {
 	LogDir      string     `json:"log_dir,omitempty"`
 	InputBytes  int64      `json:"input_bytes"`          // exact total size of declared inputs (a feature for the predictor)
 	RunnerPID   int        `json:"runner_pid,omitempty"` // the prescient process running it (local mode), to detect a runner that died
+}
+
+// MarkOOMKilled records on r, whose end state has been set from how its
+// main process ended, that the kernel killed processes of the run for
+// memory: kills of them in the task's cgroup, 0 if the count is unknown.
+// Such a run is never Succeeded, whatever its main process reported (a
+// shell exits 137 after its child was killed, a pipeline 0 with a
+// truncated output): it becomes Failed, unless it was Cancelled, which it
+// stays. OOMKilled is set, and Error says why, with the memory limit in
+// force at the end:
+//
+//	killed for memory: 2 OOM kills in the task's cgroup (limit 64 MB)
+//
+// (after an error already there, if any).
+func (r *Record) MarkOOMKilled(kills uint64) {
+	r.OOMKilled = true
+	if r.State != Cancelled {
+		r.State = Failed
+	}
+	msg := "killed for memory: "
+	switch kills {
+	case 0:
+		msg += "OOM kills in the task's cgroup"
+	case 1:
+		msg += "1 OOM kill in the task's cgroup"
+	default:
+		msg += strconv.FormatUint(kills, 10) + " OOM kills in the task's cgroup"
+	}
+	if mb := r.Limits.MemoryMB; mb > 0 {
+		msg += " (limit " + strconv.FormatFloat(math.Round(mb*10)/10, 'f', -1, 64) + " MB)"
+	} else {
+		msg += " (no memory limit)"
+	}
+	if r.Error != "" {
+		msg = r.Error + "; " + msg
+	}
+	r.Error = msg
 }
