@@ -139,6 +139,8 @@ func fmtLimit(v float64, unit string) string {
 
 func describeEnd(r *task.Record) string {
 	switch {
+	case r.OOMKilled && r.Error != "":
+		return r.Error // "killed for memory: 1 OOM kill in the task's cgroup (limit 64 MB)"
 	case r.OOMKilled:
 		return "killed: out of memory"
 	case r.Error != "":

@@ -345,7 +345,7 @@ func (d *Daemon) finishSched(j *job, x *shimExit, cancelled bool, curve []profil
 	j.meta.Prediction, j.meta.Allocations = predictionOf(res.View), allocationsOf(res.View)
 	d.mu.Unlock()
 	if !res.Requeued {
-		if x.Started && x.Code == 0 && x.StartError == "" && !x.Killed && len(curve) > 0 {
+		if x.Started && x.Code == 0 && x.StartError == "" && !x.Killed && !x.OOMKilled && len(curve) > 0 {
 			d.mu.Lock()
 			f := predict.Features{Signature: j.rec.Signature, Code: j.meta.Code, InputSize: float64(j.rec.InputBytes)}
 			d.mu.Unlock()

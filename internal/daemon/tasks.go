@@ -463,6 +463,9 @@ func (d *Daemon) finish(j *job, x *shimExit) {
 		}
 		r.Signal = x.Signal
 		r.OOMKilled = x.OOMKilled
+		if x.OOMKilled {
+			r.MarkOOMKilled(x.OOMKills) // never succeeded, whatever the code
+		}
 	}
 	rec := cloneRec(r)
 	t := toAPI(rec, j.meta)

@@ -183,6 +183,9 @@ loop:
 			rec.Signal = unix.SignalName(exit.Signal)
 		}
 		rec.OOMKilled = exit.OOMKilled
+		if exit.OOMKilled {
+			rec.MarkOOMKilled(exit.OOMKills) // never succeeded, whatever the code
+		}
 	}
 	if err := s.cfg.Records.Put(rec); err != nil {
 		return rec, fmt.Errorf("record end of %s: %w", rec.ID, err)
