@@ -89,8 +89,8 @@ type Record struct {
 	State       State      `json:"state"`
 	ExitCode    *int       `json:"exit_code"`        // nil until the task exits, or when killed by a signal
 	Signal      string     `json:"signal,omitempty"` // e.g. "killed"
-	OOMKilled   bool       `json:"oom_killed"`
-	Error       string     `json:"error,omitempty"` // why Prescient could not run it
+	OOMKilled   bool       `json:"oom_killed"`       // the kernel killed a process of the run for memory (see MarkOOMKilled)
+	Error       string     `json:"error,omitempty"`  // why Prescient could not run it, or why the run failed
 	Limits      Limits     `json:"limits"`
 	Peak        Stats      `json:"peak"`
 	Mean        Stats      `json:"mean"`
