@@ -54,6 +54,7 @@ type taskView struct {
 	Signal      string      `json:"signal,omitempty"`
 	OOMKilled   bool        `json:"oom_killed"`
 	Error       string      `json:"error,omitempty"`
+	ErrorCode   string      `json:"error_code,omitempty"`
 	Argv        []string    `json:"argv"`
 	Limits      limitsView  `json:"limits"`
 	Peak        task.Stats  `json:"peak"`
@@ -77,7 +78,7 @@ type taskView struct {
 func viewOf(r *task.Record, curve []profile.Sample) taskView {
 	v := taskView{
 		ID: r.ID, Signature: r.Signature, State: r.State, ExitCode: r.ExitCode, Signal: r.Signal,
-		OOMKilled: r.OOMKilled, Error: r.Error, Argv: r.Spec.Argv, Limits: limitsOf(r.Limits),
+		OOMKilled: r.OOMKilled, Error: r.Error, ErrorCode: string(r.ErrorKind), Argv: r.Spec.Argv, Limits: limitsOf(r.Limits),
 		Peak: r.Peak, Mean: r.Mean, Samples: r.Samples, DurationS: round3(r.DurationS),
 		SubmittedAt: r.SubmittedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 		InputBytes: r.InputBytes, LogDir: r.LogDir,
@@ -139,6 +140,8 @@ func fmtLimit(v float64, unit string) string {
 
 func describeEnd(r *task.Record) string {
 	switch {
+	case r.OOMKilled && r.Error != "":
+		return r.Error // "killed for memory: 1 OOM kill in the task's cgroup (limit 64 MB)"
 	case r.OOMKilled:
 		return "killed: out of memory"
 	case r.Error != "":

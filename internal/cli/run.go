@@ -39,7 +39,10 @@ place before its first instruction, streams its output, samples its CPU, memory,
 and network every --interval into the profile store, and prints a summary: the task's
 signature, its limits, peak and mean per dimension, its duration and exit status.
 Prescient exits with the task's exit code (128+N when killed by signal N; 125 when it
-could not run the task; 127 when the program was not found).
+could not run the task; 127 when the program was not found). A run during which the
+kernel killed any of the task's processes for memory (the task, a child of a shell, a
+stage of a pipeline) is recorded failed with oom_killed true; when the task itself
+exited 0 regardless, Prescient exits 137 (128+SIGKILL).
 
 When a daemon answers (prescient serve; see --socket), the task is submitted to it and
 runs there, as you; otherwise, or with --local, it runs right here (local mode).
@@ -198,10 +201,7 @@ func runLocal(ctx context.Context, g *globals, f runFlags, argv []string) error 
 		log.Error("storing the profile failed", "err", ferr)
 	}
 	if runErr != nil && final.StartedAt == nil {
-		code := exitPrescient
-		if errors.Is(runErr, executor.ErrNotExecutable) {
-			code = exitNotExec
-		}
+		code := startExitCode(final.ErrorKind)
 		if f.json {
 			_ = writeJSON(g.stdout, viewOf(final, nil))
 		}
@@ -220,8 +220,13 @@ func runLocal(ctx context.Context, g *globals, f runFlags, argv []string) error 
 	return &exitError{code: taskExitCode(final)}
 }
 
-// taskExitCode is what `run` exits with: the task's code, 128+signal, or 1.
+// taskExitCode is what `run` exits with: the task's code, 128+signal, or 1;
+// never 0 for a run with an OOM kill (137, as if SIGKILLed: a pipeline whose
+// stage the kernel killed may well exit 0).
 func taskExitCode(r *task.Record) int {
+	if r.OOMKilled && r.ExitCode != nil && *r.ExitCode == 0 {
+		return 128 + int(syscall.SIGKILL)
+	}
 	if r.ExitCode != nil {
 		return *r.ExitCode
 	}

@@ -68,6 +68,7 @@ type runJSON struct {
 	State     string `json:"state"`
 	ExitCode  *int   `json:"exit_code"`
 	OOMKilled bool   `json:"oom_killed"`
+	Error     string `json:"error"`
 	Limits    struct {
 		CPUCores *float64 `json:"cpu_cores"`
 		MemoryMB *float64 `json:"memory_mb"`
@@ -200,6 +201,42 @@ func TestRunMemoryLimitOOM(t *testing.T) {
 	}
 	if code != 128+int(syscall.SIGKILL) {
 		t.Errorf("exit code %d, want %d (killed by SIGKILL)", code, 128+int(syscall.SIGKILL))
+	}
+}
+
+// TestRunOOMInsideShell: the kernel kills a process inside a shell-wrapped
+// task for memory. The shell goes on (v1) and exits 137, or — a pipeline
+// reporting its last stage — 0; either way the run is recorded failed and
+// OOM-killed with the reason, and run exits 137, never 0.
+func TestRunOOMInsideShell(t *testing.T) {
+	e := newE2E(t)
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("the test holds memory with %s: %v", py, err)
+	}
+	for _, tc := range []struct {
+		name, script string
+	}{
+		{"child", py + ` -c 'b = b"x" * (200 << 20)'; exit $?`},
+		{"pipeline", `head -c 300M /dev/zero | ` + py + ` -c 'import sys; d = sys.stdin.buffer.read()' | cat > /dev/null`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := e.prescient("run", "--json", "--memory", "64M", "--", "bash", "-c", tc.script)
+			r := decodeRun(t, out)
+			if r.State != "failed" || !r.OOMKilled {
+				t.Errorf("state %s oom_killed %v, want failed with an OOM kill; stderr %s", r.State, r.OOMKilled, errOut)
+			}
+			if !strings.HasPrefix(r.Error, "killed for memory: ") || !strings.Contains(r.Error, "(limit 64 MB)") {
+				t.Errorf("error = %q, want \"killed for memory: N OOM kill(s) in the task's cgroup (limit 64 MB)\"", r.Error)
+			}
+			if code != 128+int(syscall.SIGKILL) {
+				t.Errorf("run exit code %d, want %d", code, 128+int(syscall.SIGKILL))
+			}
+			out, _, code = e.prescient("show", "--json", r.ID)
+			if s := decodeRun(t, out); code != 0 || s.State != "failed" || !s.OOMKilled {
+				t.Errorf("stored record: show exit %d, state %s, oom_killed %v", code, s.State, s.OOMKilled)
+			}
+		})
 	}
 }
 

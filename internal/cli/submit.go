@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -116,11 +115,7 @@ func finishRemote(g *globals, t *api.Task, asJSON bool) error {
 		}
 	}
 	if rec.StartedAt == nil && rec.State == task.Failed {
-		code := exitPrescient
-		if strings.Contains(rec.Error, "not executable") {
-			code = exitNotExec
-		}
-		return &exitError{code, errors.New(rec.Error)}
+		return &exitError{startExitCode(rec.ErrorKind), errors.New(rec.Error)}
 	}
 	if !asJSON {
 		printSummary(g.stderr, rec)
@@ -171,4 +166,17 @@ func followLog(ctx context.Context, c *api.Client, id, stream string, w io.Write
 	defer rc.Close()
 	_, err = io.Copy(w, rc)
 	return err
+}
+
+// startExitCode is what run and submit --wait exit with for a task that
+// never started: 127 for a program not found, 126 for one not executable,
+// 125 for anything else Prescient could not do.
+func startExitCode(k task.ErrorKind) int {
+	switch k {
+	case task.KindNotFound:
+		return exitNotFound
+	case task.KindNotExecutable:
+		return exitNotExec
+	}
+	return exitPrescient
 }

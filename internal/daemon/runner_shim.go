@@ -243,12 +243,9 @@ func readExit(dir string) (*shimExit, error) {
 // end is exit.json as a task.End. Killed in exit.json means the shim
 // killed the task because it was told to cancel it.
 func (x *shimExit) end() task.End {
-	kind := task.KindStart
-	switch x.ErrorKind {
-	case "not_found":
-		kind = task.KindNotFound
-	case "not_executable":
-		kind = task.KindNotExecutable
+	kind := task.ErrorKind(x.ErrorKind)
+	if kind != task.KindNotFound && kind != task.KindNotExecutable {
+		kind = task.KindStart // also "other", written by older shims
 	}
 	e := task.End{
 		Started: x.Started, StartedAt: x.StartedAt, FinishedAt: x.FinishedAt,

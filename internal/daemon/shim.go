@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -72,7 +71,7 @@ type shimStarted struct {
 type shimExit struct {
 	Started    bool      `json:"started"`
 	StartError string    `json:"start_error,omitempty"`
-	ErrorKind  string    `json:"error_kind,omitempty"` // not_found | not_executable | other
+	ErrorKind  string    `json:"error_kind,omitempty"` // a task.ErrorKind: not_found, not_executable, start
 	Code       int       `json:"code"`
 	Signal     string    `json:"signal,omitempty"`
 	OOMKilled  bool      `json:"oom_killed"`
@@ -135,13 +134,7 @@ func RunShim(runDir string) error {
 	}
 	startFailed := func(err error) error {
 		x.StartError = err.Error()
-		x.ErrorKind = "other"
-		switch {
-		case errors.Is(err, executor.ErrNotFound):
-			x.ErrorKind = "not_found"
-		case errors.Is(err, executor.ErrNotExecutable):
-			x.ErrorKind = "not_executable"
-		}
+		x.ErrorKind = string(executor.StartErrorKind(err))
 		x.Killed = ctx.Err() != nil
 		return finish()
 	}

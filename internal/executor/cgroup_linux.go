@@ -121,6 +121,7 @@ func (e *Executor) createCgroup(id string) (_ *taskCgroup, err error) {
 	if err := e.loadCgroup(tc); err != nil {
 		return nil, err
 	}
+	e.setOOMGroup(tc)
 	return tc, nil
 }
 
@@ -283,36 +284,66 @@ func (tc *taskCgroup) empty(self int) (bool, error) {
 	return len(ps) == 0, err
 }
 
-// oomKills is the cgroup's count of OOM kills.
+// oomKills is the number of the task's processes the kernel killed for
+// memory over the task's life, read from the memory controller's counters
+// (see parseOOMKills): v1 memory.oom_control oom_kill where the memory
+// controller is v1 (also on a hybrid host), else v2 memory.events oom_kill
+// and oom_group_kill. Every kill counts, whichever process it hit: the
+// main process, a child a shell waited for, a stage of a pipeline. The
+// cgroup is created anew for each task (createCgroup refuses an existing
+// one), so its counters start at 0 with the task and count only its kills;
+// an adopted task keeps the cgroup, and the counters, it started with.
+//
+// v2 reads memory.events, not memory.events.local: memory.events is
+// hierarchical, so it also counts kills in sub-cgroups the task may make,
+// all of which are the task's; .local counts this cgroup alone and adds
+// nothing. (On a host mounted with memory_localevents the two are the
+// same, and so are v1's counters, which never propagate: kills in a
+// task's own sub-cgroups are then missed. Task sub-cgroups are not
+// supported anyway: they keep the task cgroup from being removed.)
+//
+// A missing file (no memory controller, or a cgroup already removed) counts
+// 0; a garbled one is an error.
 func (e *Executor) oomKills(tc *taskCgroup) (uint64, error) {
-	if e.lay.mode == V2 {
-		if !e.v2Ctrl["memory"] || tc.v2 == nil {
-			return 0, nil
-		}
-		m, err := tc.v2.StatFiltered(cgroup2.StatMemoryEvents)
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("read memory.events: %w", err)
-		}
-		if m.MemoryEvents == nil {
-			return 0, nil
-		}
-		return m.MemoryEvents.OomKill, nil
-	}
-	dir, ok := tc.dirs.V1["memory"]
-	if !ok {
+	var file string
+	switch {
+	case tc.dirs.V1["memory"] != "":
+		file = filepath.Join(tc.dirs.V1["memory"], "memory.oom_control")
+	case tc.dirs.V2 != "" && e.v2Ctrl["memory"]:
+		file = filepath.Join(tc.dirs.V2, "memory.events")
+	default:
 		return 0, nil
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
+	data, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil // removed (by an adopter's Close): nothing to count
+		return 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("read oom kill count: %w", err)
 	}
-	return parseFlatKeyed(data)["oom_kill"], nil
+	n, err := parseOOMKills(data)
+	if err != nil {
+		return 0, fmt.Errorf("read oom kill count from %s: %w", file, err)
+	}
+	return n, nil
+}
+
+// setOOMGroup makes the kernel kill the whole task when it kills any of
+// its processes for memory (v2 memory.oom.group), rather than leave the
+// rest running half-killed — a shell that goes on after its child died, a
+// pipeline whose other stages go on with a truncated stream. It needs the
+// v2 memory controller. Cgroup v1 (and the v1 memory controller of a
+// hybrid host) has no such knob: the kernel kills only the process it
+// picks, and the rest of the task may run on to its end; the run is still
+// reported OOM-killed (see oomKills), but only once it ends. A failure is
+// logged, not returned: the kill is still detected, only later.
+func (e *Executor) setOOMGroup(tc *taskCgroup) {
+	if tc.dirs.V2 == "" || !e.v2Ctrl["memory"] {
+		return
+	}
+	if err := e.h.write(filepath.Join(tc.dirs.V2, "memory.oom.group"), []byte("1")); err != nil {
+		e.log.Warn("memory.oom.group not set: an OOM kill may leave the rest of the task running", "task", tc.id, "err", err)
+	}
 }
 
 // kill sends SIGKILL to every process in the cgroup. On v2 (and the

@@ -232,3 +232,33 @@ func parsePids(data []byte) ([]int, error) {
 	}
 	return out, nil
 }
+
+// parseOOMKills reads the OOM kill count from a v1 memory.oom_control or a
+// v2 memory.events file. oom_kill counts the processes the kernel killed
+// for memory; v2's oom_group_kill counts kills of the whole cgroup
+// (memory.oom.group), each of which also counts its processes in
+// oom_kill, so the larger of the two is the count, never their sum (the
+// group counter only guards against a kernel that counts a group kill
+// there alone). A key that is absent counts 0: kernels before 4.13 have
+// no oom_kill, before 5.17 no oom_group_kill. A key whose value is not an
+// unsigned integer is an error, not 0: a count that cannot be read could
+// hide a kill, and a hidden kill is how a truncated run passes for a
+// success.
+func parseOOMKills(data []byte) (uint64, error) {
+	var kills uint64
+	for line := range bytes.Lines(data) {
+		f := strings.Fields(string(line))
+		if len(f) == 0 || f[0] != "oom_kill" && f[0] != "oom_group_kill" {
+			continue
+		}
+		if len(f) != 2 {
+			return 0, fmt.Errorf("oom counter line %q: want \"key count\"", strings.TrimSpace(string(line)))
+		}
+		n, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("oom counter %s: %w", f[0], err)
+		}
+		kills = max(kills, n)
+	}
+	return kills, nil
+}

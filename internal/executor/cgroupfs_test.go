@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"errors"
 	"maps"
 	"reflect"
@@ -192,6 +193,38 @@ func TestParseFlatKeyed(t *testing.T) {
 	}
 }
 
+func TestParseOOMKills(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		want       uint64
+		err        bool
+	}{
+		{name: "v1 oom_control", data: "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", want: 3},
+		{name: "v1 before 4.13", data: "oom_kill_disable 0\nunder_oom 1\n", want: 0},
+		{name: "v2 events", data: "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n", want: 2},
+		{name: "v2 group kill counts its processes in oom_kill", data: "oom 1\noom_kill 4\noom_group_kill 1\n", want: 4},
+		{name: "v2 group kill alone", data: "oom 1\noom_kill 0\noom_group_kill 1\n", want: 1},
+		{name: "v2 before 4.13", data: "low 0\nhigh 0\nmax 0\noom 0\n", want: 0},
+		{name: "empty", data: "", want: 0},
+		{name: "no trailing newline", data: "oom_kill 1", want: 1},
+		{name: "max value", data: "oom_kill 18446744073709551615\n", want: 1<<64 - 1},
+		{name: "garbled count", data: "oom_kill x\n", err: true},
+		{name: "negative count", data: "oom_kill -1\n", err: true},
+		{name: "overflow", data: "oom_kill 18446744073709551616\n", err: true},
+		{name: "no count", data: "under_oom 0\noom_kill\n", err: true},
+		{name: "extra field", data: "oom_kill 1 2\n", err: true},
+		{name: "garbled group count", data: "oom_kill 1\noom_group_kill ?\n", err: true},
+		{name: "other garbled keys ignored", data: "under_oom x\nlow\noom_kill 5\n", want: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseOOMKills([]byte(tc.data))
+			if (err != nil) != tc.err || got != tc.want {
+				t.Errorf("parseOOMKills(%q) = %d, %v; want %d, error %v", tc.data, got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
 func TestParsePids(t *testing.T) {
 	got, err := parsePids([]byte("12\n7\n\n"))
 	if err != nil || !slices.Equal(got, []int{12, 7}) {
@@ -258,7 +291,13 @@ func FuzzParseProcCgroup(f *testing.F) {
 func FuzzParseFlatKeyed(f *testing.F) {
 	f.Add([]byte("populated 1\nfrozen 0\n"))
 	f.Add([]byte("oom_kill 18446744073709551615\n"))
+	f.Add([]byte("oom 1\noom_kill 4\noom_group_kill 1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if n, err := parseOOMKills(b); err != nil && n != 0 {
+			t.Errorf("parseOOMKills = %d with error %v", n, err)
+		} else if err == nil && n != 0 && !bytes.Contains(b, []byte("oom_")) {
+			t.Errorf("parseOOMKills = %d from a file without an oom counter", n)
+		}
 		for k := range parseFlatKeyed(b) {
 			if k == "" || strings.ContainsAny(k, " \n") {
 				t.Errorf("bad key %q", k)

@@ -1,8 +1,10 @@
 // Package executor runs each task as a real process inside its own cgroup,
 // with hard limits (CPU quota, memory, block IO operations, pids, and —
 // through a NetLimiter — network bandwidth), its output in log files, its
-// exit status and OOM kills recorded, live limit updates, a kill that reaches
-// every process in the cgroup, and removal of the cgroup afterwards.
+// exit status and OOM kills recorded (any kill for memory in the task's
+// cgroup, not only of its main process; see Exit.OOMKilled), live limit
+// updates, a kill that reaches every process in the cgroup, and removal of
+// the cgroup afterwards.
 //
 // # Placement before the first instruction
 //
@@ -39,8 +41,8 @@
 // # Libraries
 //
 // github.com/containerd/cgroups/v3 loads the task cgroups, writes the CPU,
-// memory and pids limits on v2 and the CPU and blkio limits on v1, kills
-// through cgroup.kill and reads memory.events. This package does the rest
+// memory and pids limits on v2 and the CPU and blkio limits on v1, and
+// kills through cgroup.kill. This package does the rest
 // itself, where the library cannot express what is needed or costs more
 // than it gives:
 //
@@ -54,7 +56,9 @@
 //   - v2 controller delegation (the library writes subtree_control in every
 //     ancestor up to the mount; this package touches only its own cgroup
 //     and below, and names the file it could not write);
-//   - v1 memory.oom_control (the library's v1 Stat reads every controller);
+//   - the OOM kill counters, v1 memory.oom_control and v2 memory.events,
+//     with one strict reader for both (the library's v1 Stat reads every
+//     controller), and v2 memory.oom.group;
 //   - creating and removing directories: mkdir, to detect an existing
 //     task, and rmdir with a retry on EBUSY, which also removes a half-made
 //     cgroup on rollback (the library's Delete walks and RemoveAll's);

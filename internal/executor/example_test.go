@@ -39,7 +39,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(x) // "exit 0"; an OOM kill reads "signal killed (OOM)"
+	fmt.Println(x) // "exit 0"; an OOM kill reads "signal killed (OOM: 1 kill in the cgroup)"
 }
 
 // After a daemon restart, take over a task that is still running.

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -159,12 +161,21 @@ type Exit struct {
 	Code int
 	// Signal is the signal that killed the main process, 0 if none.
 	Signal syscall.Signal
-	// OOMKilled reports an out-of-memory kill: the main process died of
-	// SIGKILL while the cgroup's oom_kill counter had risen (for an adopted
-	// task, whose signal is unknown: the counter rose).
+	// OOMKilled reports that the kernel killed at least one of the task's
+	// processes for memory during its life (OOMKills > 0), whatever the
+	// main process did afterwards: it may have died of that SIGKILL itself,
+	// or gone on after a child was killed — a shell that printed "Killed"
+	// and exited 137, or a pipeline such as "cat big | sort | gzip" whose
+	// sort was killed while the shell exited 0 with a truncated output. A
+	// run with an OOM kill did not do its whole work, whatever Code says.
+	// On cgroup v2 the kernel kills the whole task at the first OOM kill
+	// (memory.oom.group); on v1 the rest of the task may run on to its end.
 	OOMKilled bool
-	// OOMKills counts the OOM kills in the task's cgroup over its life,
-	// including those of child processes.
+	// OOMKills counts the processes the kernel killed for memory in the
+	// task's cgroup over the task's life, the main process and its
+	// descendants alike: v1 memory.oom_control oom_kill, v2 memory.events
+	// oom_kill (or oom_group_kill, if larger). The cgroup is new with the
+	// task, so the count starts at 0 when the task does.
 	OOMKills uint64
 	// Killed reports that Kill (directly, by context cancellation or by
 	// Close) was called before the task ended.
@@ -174,7 +185,8 @@ type Exit struct {
 	Unknown bool
 }
 
-// String is a short human form: "exit 0", "signal killed (OOM)", ….
+// String is a short human form: "exit 0", "signal killed (OOM: 1 kill in
+// the cgroup)", "exit 137 (OOM: 2 kills in the cgroup)", ….
 func (x Exit) String() string {
 	var s string
 	switch {
@@ -185,10 +197,13 @@ func (x Exit) String() string {
 	default:
 		s = "exit " + strconv.Itoa(x.Code)
 	}
-	if x.OOMKilled {
+	switch {
+	case x.OOMKills == 1:
+		s += " (OOM: 1 kill in the cgroup)"
+	case x.OOMKills > 1:
+		s += fmt.Sprintf(" (OOM: %d kills in the cgroup)", x.OOMKills)
+	case x.OOMKilled:
 		s += " (OOM)"
-	} else if x.OOMKills > 0 {
-		s += fmt.Sprintf(" (%d OOM kills in the cgroup)", x.OOMKills)
 	}
 	return s
 }
@@ -264,4 +279,32 @@ func parseMajMin(s string) (maj, min uint32, err error) {
 		return 0, 0, fmt.Errorf("device %q is not MAJ:MIN: %w", s, ErrInvalid)
 	}
 	return uint32(x), uint32(y), nil
+}
+
+// End describes a run that started at started and ended at finished as
+// x says, for task.End.Outcome (the one mapping of a run's end to a
+// task's state); cancelled says the user asked for the kill.
+func (x Exit) End(started, finished time.Time, cancelled bool) task.End {
+	e := task.End{
+		Started: true, StartedAt: started, FinishedAt: finished,
+		Code: x.Code, OOMKills: x.OOMKills, Killed: x.Killed, Cancelled: cancelled, Unknown: x.Unknown,
+	}
+	if x.Signal != 0 {
+		e.Signal = signalName(x.Signal)
+	}
+	if x.OOMKilled && e.OOMKills == 0 {
+		e.OOMKills = 1
+	}
+	return e
+}
+
+// StartErrorKind classifies an error of Start for task.End.
+func StartErrorKind(err error) task.ErrorKind {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return task.KindNotFound
+	case errors.Is(err, ErrNotExecutable):
+		return task.KindNotExecutable
+	}
+	return task.KindStart
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
+	"syscall"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -475,3 +477,6 @@ func (e *Executor) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// signalName is the signal's name as records carry it ("SIGKILL").
+func signalName(s syscall.Signal) string { return unix.SignalName(s) }

@@ -4,6 +4,7 @@ package executor
 
 import (
 	"context"
+	"syscall"
 
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -61,3 +62,6 @@ func (p *Process) Wait() (Exit, error) { return Exit{Code: -1, Unknown: true}, E
 
 // Close does nothing.
 func (p *Process) Close() error { return nil }
+
+// signalName is the signal's name as records carry it.
+func signalName(s syscall.Signal) string { return s.String() }

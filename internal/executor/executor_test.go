@@ -112,8 +112,9 @@ func TestExitString(t *testing.T) {
 	}{
 		{Exit{Code: 0}, "exit 0"},
 		{Exit{Code: 3}, "exit 3"},
-		{Exit{Code: -1, Signal: syscall.SIGKILL, OOMKilled: true, OOMKills: 1}, "signal killed (OOM)"},
-		{Exit{Code: 1, OOMKills: 2}, "exit 1 (2 OOM kills in the cgroup)"},
+		{Exit{Code: -1, Signal: syscall.SIGKILL, OOMKilled: true, OOMKills: 1}, "signal killed (OOM: 1 kill in the cgroup)"},
+		{Exit{Code: 137, OOMKilled: true, OOMKills: 2}, "exit 137 (OOM: 2 kills in the cgroup)"},
+		{Exit{Code: 0, OOMKilled: true}, "exit 0 (OOM)"},
 		{Exit{Code: -1, Unknown: true}, "exit unknown"},
 	} {
 		if got := tc.x.String(); got != tc.want {

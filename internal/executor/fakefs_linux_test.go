@@ -554,3 +554,176 @@ func TestFakeV2RootRecreated(t *testing.T) {
 		t.Errorf("recreated root delegates %q", got)
 	}
 }
+
+// TestFakeOOMKills reads the OOM kill counters of a task cgroup: v1
+// memory.oom_control, v2 memory.events; present, absent and garbled.
+func TestFakeOOMKills(t *testing.T) {
+	type host struct {
+		name string
+		fake func(t *testing.T) *fakeFS
+		dir  string // the task's memory cgroup, relative to the fake root
+		file string // its counter file
+	}
+	hosts := []host{
+		{"v1", v1Fake, "v1/memory/process_api/x/prescient/t1", "memory.oom_control"},
+		{"v2", func(t *testing.T) *fakeFS { return v2Fake(t, "cpu io memory pids") }, "v2/svc/prescient/t1", "memory.events"},
+	}
+	for _, h := range hosts {
+		for _, tc := range []struct {
+			name    string
+			content *string // nil: no file
+			want    uint64
+			err     string
+		}{
+			{name: "absent", content: nil, want: 0},
+			{name: "zero", content: ptr(map[string]string{
+				"v1": "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+				"v2": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n"}[h.name]), want: 0},
+			{name: "kills", content: ptr(map[string]string{
+				"v1": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+				"v2": "low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\noom_group_kill 0\n"}[h.name]), want: 2},
+			{name: "old kernel without the counter", content: ptr(map[string]string{
+				"v1": "oom_kill_disable 0\nunder_oom 0\n",
+				"v2": "low 0\nhigh 0\nmax 0\noom 1\n"}[h.name]), want: 0},
+			{name: "garbled", content: ptr("under_oom 0\noom_kill many\n"), err: h.file},
+			{name: "truncated", content: ptr("oom_kill\n"), err: h.file},
+		} {
+			t.Run(h.name+"/"+tc.name, func(t *testing.T) {
+				f := h.fake(t)
+				e, err := newExecutor(Config{}, f.host())
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc2, err := e.createCgroup("t1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.content != nil {
+					f.file(t, filepath.Join(h.dir, h.file), *tc.content)
+				}
+				got, err := e.oomKills(tc2)
+				switch {
+				case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+					t.Errorf("oomKills = %d, %v; want an error naming %s", got, err, tc.err)
+				case tc.err == "" && (err != nil || got != tc.want):
+					t.Errorf("oomKills = %d, %v; want %d", got, err, tc.want)
+				}
+			})
+		}
+	}
+	t.Run("v2 group kill", func(t *testing.T) {
+		f := v2Fake(t, "cpu io memory pids")
+		e, err := newExecutor(Config{}, f.host())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := e.createCgroup("t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.file(t, "v2/svc/prescient/t1/memory.events", "oom 1\noom_kill 3\noom_group_kill 1\n")
+		if got, err := e.oomKills(tc); err != nil || got != 3 {
+			t.Errorf("oomKills = %d, %v; want 3 (the processes the group kill killed)", got, err)
+		}
+	})
+	t.Run("v2 without the memory controller", func(t *testing.T) {
+		f := v2Fake(t, "cpu io pids")
+		e, err := newExecutor(Config{}, f.host())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := e.createCgroup("t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.file(t, "v2/svc/prescient/t1/memory.events", "oom_kill x\n") // not ours to read
+		if got, err := e.oomKills(tc); err != nil || got != 0 {
+			t.Errorf("oomKills = %d, %v; want 0 without the memory controller", got, err)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestFakeV2OOMGroup: a task cgroup is made to die whole at an OOM kill
+// where the v2 memory controller is delegated; a refused write is not
+// fatal (the kill is still counted).
+func TestFakeV2OOMGroup(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ctrls string
+		fail  error
+		want  []string // writes to memory.oom.group
+	}{
+		{name: "memory controller", ctrls: "cpu io memory pids", want: []string{"v2/svc/prescient/t1/memory.oom.group=1"}},
+		{name: "no memory controller", ctrls: "cpu io pids", want: nil},
+		{name: "old kernel", ctrls: "cpu io memory pids", fail: unix.ENOENT, want: []string{"v2/svc/prescient/t1/memory.oom.group=1"}},
+		{name: "refused", ctrls: "cpu io memory pids", fail: unix.EACCES, want: []string{"v2/svc/prescient/t1/memory.oom.group=1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := v2Fake(t, tc.ctrls)
+			e, err := newExecutor(Config{}, f.host())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.fail = func(p string, _ []byte) error {
+				if filepath.Base(p) == "memory.oom.group" {
+					return tc.fail
+				}
+				return nil
+			}
+			f.writes = nil
+			if _, err := e.createCgroup("t1"); err != nil {
+				t.Fatalf("createCgroup: %v", err)
+			}
+			var got []string
+			for _, w := range f.written() {
+				if strings.Contains(w, "memory.oom.group") {
+					got = append(got, w)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("memory.oom.group writes %v, want %v", got, tc.want)
+			}
+			if tc.fail == nil && tc.want != nil {
+				if v := f.read(t, "v2/svc/prescient/t1/memory.oom.group"); v != "1" {
+					t.Errorf("memory.oom.group = %q, want 1", v)
+				}
+			}
+		})
+	}
+}
+
+// TestFakeV1WaitReportsChildOOM: Wait reports an OOM-killed run when the
+// task's cgroup counted a kill, although the main process exited 0 (the
+// pipeline whose middle stage was killed), and fails when the counter
+// cannot be read, rather than report a clean run.
+func TestFakeV1WaitReportsChildOOM(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		counter string
+		want    Exit
+		err     bool
+	}{
+		{name: "clean", counter: "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n", want: Exit{Code: 0}},
+		{name: "child killed", counter: "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", want: Exit{Code: 0, OOMKilled: true, OOMKills: 2}},
+		{name: "garbled", counter: "oom_kill ?\n", want: Exit{Code: 0}, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := v1Fake(t)
+			e, err := newExecutor(Config{}, f.host())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := e.Start(context.Background(), StartOptions{ID: "t1", Argv: []string{"true"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.file(t, "v1/memory/process_api/x/prescient/t1/memory.oom_control", tc.counter)
+			x, werr := p.Wait()
+			if x != tc.want || (werr != nil) != tc.err {
+				t.Errorf("Wait = %+v, %v; want %+v, error %v", x, werr, tc.want, tc.err)
+			}
+		})
+	}
+}

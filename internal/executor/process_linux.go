@@ -459,8 +459,10 @@ func (p *Process) wait() {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	// Any kill for memory during the task's life makes the run OOM-killed,
+	// whatever the main process did afterwards (see Exit.OOMKilled).
 	x.OOMKills = kills
-	x.OOMKilled = kills > 0 && (x.Signal == syscall.SIGKILL || x.Unknown)
+	x.OOMKilled = kills > 0
 	p.mu.Lock()
 	x.Killed = p.killed
 	p.mu.Unlock()

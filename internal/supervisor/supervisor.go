@@ -13,7 +13,6 @@ import (
 	"github.com/prescient-sched/prescient/internal/executor"
 	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/task"
-	"golang.org/x/sys/unix"
 )
 
 // Config wires a Supervisor.
@@ -91,8 +90,7 @@ func (s *Supervisor) Run(ctx context.Context, rec *task.Record, out Output) (*ta
 		Stderr: out.Stderr,
 	})
 	if err != nil {
-		now := time.Now()
-		rec.State, rec.Error, rec.FinishedAt = task.Failed, err.Error(), &now
+		task.End{StartError: err.Error(), StartKind: executor.StartErrorKind(err), Cancelled: ctx.Err() != nil}.Apply(rec)
 		if perr := s.cfg.Records.Put(rec); perr != nil {
 			return rec, fmt.Errorf("%w (and recording it failed: %v)", err, perr)
 		}
@@ -160,30 +158,14 @@ loop:
 		log.Warn("remove cgroup", "err", cerr)
 	}
 
-	rec.FinishedAt = &end
-	rec.DurationS = end.Sub(start).Seconds()
+	e := exit.End(start, end, ctx.Err() != nil)
+	e.MemoryLimitMB = rec.Limits.MemoryMB
+	if werr != nil {
+		e.WaitError = werr.Error()
+	}
+	e.Apply(rec) // the same mapping the daemon uses
 	rec.Samples = agg.n
 	rec.Peak, rec.Mean = agg.stats()
-	switch {
-	case werr != nil:
-		rec.State, rec.Error = task.Failed, werr.Error()
-	case ctx.Err() != nil:
-		rec.State = task.Cancelled
-	case exit.Code == 0:
-		rec.State = task.Succeeded
-	default:
-		rec.State = task.Failed
-	}
-	if werr == nil {
-		if exit.Code >= 0 {
-			code := exit.Code
-			rec.ExitCode = &code
-		}
-		if exit.Signal != 0 {
-			rec.Signal = unix.SignalName(exit.Signal)
-		}
-		rec.OOMKilled = exit.OOMKilled
-	}
 	if err := s.cfg.Records.Put(rec); err != nil {
 		return rec, fmt.Errorf("record end of %s: %w", rec.ID, err)
 	}
