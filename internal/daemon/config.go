@@ -69,6 +69,12 @@ type Config struct {
 	LogKeep     int
 	// Input bounds submit requests (default api.DefaultInputLimits).
 	Input api.InputLimits
+	// Sign bounds the work of signing one submit, which the daemon does
+	// with the caller's rights: directory entries walked over all inputs
+	// (MaxEntries), bytes of code hashed (MaxCodeBytes) and time
+	// (Timeout); zero fields take task's defaults. Only those three fields
+	// are used.
+	Sign task.SignerConfig
 	// CgroupRoot is the executor's root cgroup name (default "prescient").
 	CgroupRoot string
 	// ShimCommand starts a shim: the run directory is appended. Default:
