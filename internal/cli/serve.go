@@ -29,7 +29,10 @@ func newServeCmd(g *globals) *cobra.Command {
 before it is accepted), starts queued tasks as capacity allows, each under a small shim
 that outlives a daemon crash, profiles them into the store, and serves the HTTP/JSON API
 (docs/api.md) on a unix socket only its owner may use (mode 0600; 0660 for
---socket-group). Tasks run as the user who submitted them (the socket's peer credentials).
+--socket-group). Tasks run as the user who submitted them (the socket's peer credentials),
+and a submit is signed with that user's rights: a program or input they cannot read is
+refused as their shell would refuse it. --sign-max-entries, --sign-max-code-bytes and
+--sign-timeout bound the work of signing one submit (docs/signature.md, "Whose rights").
 
 TCP is off unless --listen is given; it then needs --token-file (a bearer token, file mode
 0600, whose owner is who TCP callers act as), and a non-loopback address needs
@@ -92,6 +95,9 @@ the same state directory picks them up.`,
 	fl.DurationVar(&cfg.Interval, "interval", time.Second, "sampling interval (100ms or more)")
 	fl.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", daemon.DefaultLogMaxBytes, "rotate a task's stdout.log/stderr.log beyond this size")
 	fl.IntVar(&cfg.LogKeep, "log-keep", daemon.DefaultLogKeep, "rotated log files kept per stream")
+	fl.IntVar(&cfg.Sign.MaxEntries, "sign-max-entries", task.DefaultMaxEntries, "most directory entries walked to sign one submit, over all its --input directories")
+	fl.Int64Var(&cfg.Sign.MaxCodeBytes, "sign-max-code-bytes", task.DefaultMaxCodeBytes, "most bytes of code (program and script) hashed to sign one submit")
+	fl.DurationVar(&cfg.Sign.Timeout, "sign-timeout", task.DefaultTimeout, "most time spent signing one submit")
 	fl.StringVar(&cfg.Listen, "listen", "", "also serve TCP on this address (needs --token-file)")
 	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token TCP callers must send")
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate for --listen")

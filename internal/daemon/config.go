@@ -69,6 +69,9 @@ type Config struct {
 	LogKeep     int
 	// Input bounds submit requests (default api.DefaultInputLimits).
 	Input api.InputLimits
+	// Sign bounds the work of signing one submit, which the daemon does
+	// with the caller's rights.
+	Sign SignLimits
 	// CgroupRoot is the executor's root cgroup name (default "prescient").
 	CgroupRoot string
 	// ShimCommand starts a shim: the run directory is appended. Default:
@@ -86,6 +89,15 @@ type Config struct {
 	// through Gatherer; nil: a private registry.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+}
+
+// SignLimits bound the work of signing one submit (task.SignerConfig's
+// fields of the same names); zero fields take task's defaults
+// (task.DefaultMaxEntries, DefaultMaxCodeBytes, DefaultTimeout).
+type SignLimits struct {
+	MaxEntries   int           // directory entries walked, all inputs together
+	MaxCodeBytes int64         // bytes of program and script hashed
+	Timeout      time.Duration // time taken
 }
 
 func (c *Config) validate() error {

@@ -74,7 +74,10 @@ func New(cfg Config) (*Daemon, error) {
 	if err := os.Chmod(filepath.Join(cfg.StateDir, "run"), 0o700); err != nil {
 		return nil, err
 	}
-	if d.signer, err = task.NewSigner(task.SignerConfig{Logger: cfg.Logger}); err != nil {
+	if d.signer, err = task.NewSigner(task.SignerConfig{
+		MaxEntries: cfg.Sign.MaxEntries, MaxCodeBytes: cfg.Sign.MaxCodeBytes, Timeout: cfg.Sign.Timeout,
+		Logger: cfg.Logger,
+	}); err != nil {
 		return nil, err
 	}
 	rt := cfg.runner

@@ -46,13 +46,14 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 	if err := spec.Limits.Validate(); err != nil {
 		return rejected(http.StatusBadRequest, api.CodeBadRequest, err.Error())
 	}
-	sig, err := d.signer.Sign(spec)
+	var groups []uint32
+	if !who.root() {
+		groups = supplementaryGroups(who.UID, who.GID)
+	}
+	sig, err := d.sign(who, groups, spec)
 	if err != nil {
-		code := api.CodeBadRequest
-		if errors.Is(err, task.ErrProgramNotFound) {
-			code = api.CodeProgramNotFound
-		}
-		return rejected(http.StatusBadRequest, code, err.Error())
+		d.m.submitted.WithLabelValues("rejected").Inc()
+		return nil, signError(err)
 	}
 	reqs := d.requestsFor(spec.Limits, req.Requests)
 	capacity := d.capacity()
@@ -68,7 +69,7 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 	}
 	m := meta{UID: who.UID, GID: who.GID, SetCred: !who.root(), Requests: reqs, Code: sig.Code, Priority: req.Priority}
 	if m.SetCred {
-		m.Groups = supplementaryGroups(who.UID, who.GID)
+		m.Groups = groups
 	}
 	if err := d.commit([]*task.Record{cloneRec(rec)}, []meta{m}); err != nil {
 		d.m.submitted.WithLabelValues("failed").Inc()

@@ -111,7 +111,8 @@ type StartOptions struct {
 	// terminal. A write error there stops the tee, never the task or its
 	// log files.
 	Stdout, Stderr io.Writer
-	// Credential, when set, runs the task as this uid/gid.
+	// Credential, when set, runs the task as this uid/gid; Start then
+	// checks Dir and the program with its rights too.
 	Credential *syscall.Credential
 }
 

@@ -20,6 +20,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/prescient-sched/prescient/internal/cred"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -61,7 +64,9 @@ type Process struct {
 // the task (as Kill); the caller must still Wait and Close. On error
 // nothing is left behind: no cgroup, no process, no limiter entry; the
 // error wraps ErrInvalid, ErrNotFound, ErrNotExecutable, ErrExists,
-// ErrUnsupportedLimit or ErrClosed where one applies.
+// ErrUnsupportedLimit or ErrClosed where one applies. With o.Credential
+// set, the working directory and the program are checked with that user's
+// rights (see checkPaths).
 func (e *Executor) Start(ctx context.Context, o StartOptions) (_ *Process, err error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("start task: %w", err)
@@ -85,14 +90,7 @@ func (e *Executor) Start(ctx context.Context, o StartOptions) (_ *Process, err e
 	if err := e.checkLimits(lim, net); err != nil {
 		return nil, err
 	}
-	if o.Dir != "" {
-		if st, err := os.Stat(o.Dir); err != nil {
-			return nil, fmt.Errorf("working directory: %w", notFound(err))
-		} else if !st.IsDir() {
-			return nil, fmt.Errorf("working directory %s is not a directory: %w", o.Dir, ErrInvalid)
-		}
-	}
-	prog, err := lookPath(o.Argv[0], o.Dir, o.Env)
+	prog, err := checkPaths(o)
 	if err != nil {
 		return nil, err
 	}
@@ -601,6 +599,43 @@ func closeAll(fs []*os.File) {
 	}
 }
 
+// checkPaths checks o.Dir and resolves the program before anything is set
+// up. With o.Credential set it does so with that user's rights (cred.Do),
+// so that a path the user cannot see is refused exactly as the user's own
+// shell would refuse it — "permission denied" inside a directory they
+// cannot search, whether the name exists or not — and root's rights never
+// tell a user what a directory they cannot read holds.
+func checkPaths(o StartOptions) (prog string, err error) {
+	check := func() error {
+		if o.Dir != "" {
+			if st, err := os.Stat(o.Dir); err != nil {
+				return fmt.Errorf("working directory: %w", notFound(err))
+			} else if !st.IsDir() {
+				return fmt.Errorf("working directory %s is not a directory: %w", o.Dir, ErrInvalid)
+			}
+		}
+		prog, err = lookPath(o.Argv[0], o.Dir, o.Env)
+		return err
+	}
+	c := o.Credential
+	if c == nil {
+		return prog, check()
+	}
+	groups := c.Groups
+	if c.NoSetGroups { // the child keeps this process's groups
+		gs, err := syscall.Getgroups()
+		if err != nil {
+			return "", fmt.Errorf("supplementary groups: %w", err)
+		}
+		groups = make([]uint32, len(gs))
+		for i, g := range gs {
+			groups[i] = uint32(g)
+		}
+	}
+	err = cred.Do(cred.Credential{UID: c.Uid, GID: c.Gid, Groups: groups}, check)
+	return prog, err
+}
+
 // lookPath resolves argv0 the way a shell would, but with the task's PATH
 // (from env, else this process's) and relative to the task's dir.
 func lookPath(argv0, dir string, env []string) (string, error) {
@@ -643,13 +678,22 @@ func lookPath(argv0, dir string, env []string) (string, error) {
 	return "", fmt.Errorf("program %q is not in PATH: %w", argv0, ErrNotFound)
 }
 
+// checkExecutable checks that p is a regular file the calling thread may
+// execute: under cred.Do, the user's effective ids decide (faccessat with
+// AT_EACCESS; plain access(2) would ask about the real ids, root's).
 func checkExecutable(p string) error {
 	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrPermission) { // a directory on the way is closed: exec fails alike
+		return fmt.Errorf("program: %w: %w", err, ErrNotExecutable)
+	}
 	if err != nil {
 		return fmt.Errorf("program: %w", notFound(err))
 	}
 	if st.IsDir() || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
 		return fmt.Errorf("program %s: %w", p, ErrNotExecutable)
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
+		return fmt.Errorf("program %s: %w: %w", p, ErrNotExecutable, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -990,5 +991,92 @@ func TestRealRootRecreated(t *testing.T) {
 	}
 	if !strings.Contains(readLog(t, o.LogDir, "stdout.log"), e.cfg.Root+"/again") {
 		t.Errorf("task not in its cgroup:\n%s", readLog(t, o.LogDir, "stdout.log"))
+	}
+}
+
+// TestRealCredentialPathChecks checks that Start's checks of the working
+// directory and the program, for a task run as another user, give the
+// reply that user's shell would: inside a root 0700 directory a name that
+// exists and one that does not are refused alike, with "permission
+// denied", and a root-only program (0700) is not executable for the user.
+// (Checked as root, the existing name passed and the missing one was
+// ErrNotFound: a user learnt what a 0700 directory holds.)
+func TestRealCredentialPathChecks(t *testing.T) {
+	e := newReal(t, Config{})
+	root, err := os.MkdirTemp("", "executor-cred-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	private := filepath.Join(root, "private")
+	for _, d := range []string{root, filepath.Join(private, "dir")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(private, "prog")
+	rootOnly := filepath.Join(root, "root-only")
+	for _, p := range []string{prog, rootOnly} {
+		if err := os.WriteFile(p, []byte("#!/bin/sh\ntrue\n"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{65534}}
+	startErr := func(o StartOptions) error {
+		o.ID, o.LogDir, o.Credential = "cred-check", t.TempDir(), nobody
+		p, err := e.Start(context.Background(), o)
+		if err == nil {
+			_, _ = p.Wait()
+			p.Close()
+			return nil
+		}
+		return err
+	}
+	pairs := []struct {
+		name            string
+		exists, missing StartOptions
+		pathE, pathM    string // their paths, replaced to compare the errors
+	}{
+		{"working directory",
+			StartOptions{Argv: []string{"/bin/true"}, Dir: filepath.Join(private, "dir")},
+			StartOptions{Argv: []string{"/bin/true"}, Dir: filepath.Join(private, "nodir")},
+			filepath.Join(private, "dir"), filepath.Join(private, "nodir")},
+		{"program",
+			StartOptions{Argv: []string{prog}, Dir: "/"},
+			StartOptions{Argv: []string{filepath.Join(private, "noprog")}, Dir: "/"},
+			prog, filepath.Join(private, "noprog")},
+	}
+	for _, tc := range pairs {
+		t.Run(tc.name, func(t *testing.T) {
+			errE, errM := startErr(tc.exists), startErr(tc.missing)
+			t.Logf("existing: %v; missing: %v", errE, errM)
+			if errE == nil || errM == nil {
+				t.Fatalf("started: existing %v, missing %v; want both refused", errE, errM)
+			}
+			if strings.ReplaceAll(errE.Error(), tc.pathE, "P") != strings.ReplaceAll(errM.Error(), tc.pathM, "P") {
+				t.Errorf("the replies differ: %q and %q", errE, errM)
+			}
+			if !errors.Is(errE, fs.ErrPermission) || errors.Is(errE, ErrNotFound) || errors.Is(errM, ErrNotFound) {
+				t.Errorf("err = %v, want permission denied and not ErrNotFound", errE)
+			}
+		})
+	}
+	t.Run("root-only program", func(t *testing.T) {
+		err := startErr(StartOptions{Argv: []string{rootOnly}, Dir: "/"})
+		if !errors.Is(err, ErrNotExecutable) || !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("err = %v, want ErrNotExecutable, permission denied", err)
+		}
+	})
+	if c := rootChildren(e); len(c) != 0 {
+		t.Errorf("cgroups left behind: %v", c)
 	}
 }

@@ -126,10 +126,21 @@ func (c *codeCache) racy(k fileKey) bool {
 }
 
 // digest returns the SHA-256 and head of the file at path (which should be
-// free of symlinks, so that one file has one entry). The file is stat'ed
-// through the open descriptor before and after reading, so the digest is of
-// the version the key names; a file that keeps changing is an error.
-func (c *codeCache) digest(path string) (fileDigest, error) {
+// free of symlinks, so that one file has one entry), charging its size to
+// b as code named what ("program", "script"). The file is stat'ed through
+// the open descriptor before and after reading, so the digest is of the
+// version the key names; a file that keeps changing is an error.
+//
+// Whose rights: the file is opened for reading before the cache is looked
+// at, with the rights of the calling thread — under cred.Do, the user's.
+// So a digest cached when one user (or root) signed is served to another
+// only if that one can open the file for reading too, and could compute
+// the digest themselves; a user who cannot gets "permission denied", never
+// the digest, and cannot confirm a guess of a file's content from its
+// signature. (Keying entries by uid would give the same guarantee, but
+// cache one file once per user and still need the open for the first
+// look; the open costs one system call.)
+func (c *codeCache) digest(what, path string, b *budget) (fileDigest, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return fileDigest{}, err
@@ -142,12 +153,15 @@ func (c *codeCache) digest(path string) (fileDigest, error) {
 	if !fi.Mode().IsRegular() {
 		return fileDigest{}, &os.PathError{Op: "hash", Path: path, Err: errNotRegular}
 	}
+	if err := b.hash(what, path, fi.Size()); err != nil {
+		return fileDigest{}, err
+	}
 	key := statKey(path, fi)
 	if d, ok := c.get(key); ok {
 		return d, nil
 	}
 	for range hashAttempts {
-		d, err := hashFile(f)
+		d, err := hashFile(f, func() error { return b.check(what, path) })
 		if err != nil {
 			return fileDigest{}, err
 		}
@@ -172,8 +186,12 @@ var (
 	errChanging   = fmt.Errorf("file changed on each of %d attempts to hash it", hashAttempts)
 )
 
-// hashFile hashes f from its start and keeps its first headSize bytes.
-func hashFile(f *os.File) (fileDigest, error) {
+// hashChunk is how much hashFile reads between calls of its check.
+const hashChunk = 1 << 20
+
+// hashFile hashes f from its start and keeps its first headSize bytes. It
+// calls check after each hashChunk bytes and stops with its error.
+func hashFile(f *os.File, check func() error) (fileDigest, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fileDigest{}, err
 	}
@@ -186,8 +204,17 @@ func hashFile(f *os.File) (fileDigest, error) {
 	head = head[:n]
 	h.Write(head)
 	if n == headSize {
-		if _, err := io.Copy(h, f); err != nil {
-			return fileDigest{}, err
+		for {
+			m, err := io.CopyN(h, f, hashChunk)
+			if err == io.EOF || err == nil && m < hashChunk {
+				break
+			}
+			if err != nil {
+				return fileDigest{}, err
+			}
+			if err := check(); err != nil {
+				return fileDigest{}, err
+			}
 		}
 	}
 	var d fileDigest

@@ -11,7 +11,11 @@
 // Runs on different but similar inputs, from different directories or
 // terminals, share a signature; a changed script or a changed setting does
 // not. The Signer caches code hashes by file identity and is safe for
-// concurrent use.
+// concurrent use. It reads files with the rights of the thread it runs on
+// (a daemon signs inside cred.Do with the caller's credential; the cache
+// serves a digest only after the file was opened with those rights), and
+// bounds the work of one signature (SignerConfig's MaxEntries,
+// MaxCodeBytes and Timeout; a *LimitError beyond them).
 //
 // ParseSize, ParseCPU and ParseRate read the limit flags of the CLI.
 package task

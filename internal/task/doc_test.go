@@ -72,7 +72,7 @@ func TestDocExamples(t *testing.T) {
 			t.Fatalf("%s: %v", ex.name, err)
 		}
 		env, _ := parseEnv(spec.Env)
-		inv, err := s.resolve(spec.Argv, dir, env)
+		inv, err := s.resolve(spec.Argv, dir, env, s.newBudget())
 		must(t, err)
 		sigs[ex.name] = sig
 		blocks[ex.name] = renderExample(spec, sig, inv)

@@ -22,6 +22,9 @@ var (
 	ErrScript = errors.New("task: script unreadable")
 	// ErrInput means a declared input is missing or cannot be read.
 	ErrInput = errors.New("task: input unreadable")
+	// ErrLimit means a Sign went over one of SignerConfig's budgets
+	// (MaxEntries, MaxCodeBytes, Timeout); the error is a *LimitError.
+	ErrLimit = errors.New("task: signing limit exceeded")
 	// ErrConfig means a SignerConfig was rejected by NewSigner.
 	ErrConfig = errors.New("task: invalid signer config")
 	// ErrSyntax means a ParseSize, ParseCPU or ParseRate argument is not

@@ -2,6 +2,7 @@ package task
 
 import (
 	"cmp"
+	"errors"
 	"io"
 	"io/fs"
 	"math/bits"
@@ -46,8 +47,16 @@ func sizeBucket(n int64) int {
 // (filepath.WalkDir), and only regular files count. Non-regular inputs
 // (FIFOs, sockets, devices) are typed by their mode and never opened, so a
 // FIFO cannot block signing.
-func (s *Signer) describeInput(p, dir string) (InputInfo, error) {
+//
+// Every file is read with the calling thread's rights (see Signer): a
+// declared file is opened even when empty, so an input the caller cannot
+// read is an error whatever its size. The walk of directory inputs is
+// charged to b (MaxEntries) and stops at its deadline.
+func (s *Signer) describeInput(p, dir string, b *budget) (InputInfo, error) {
 	abs := absIn(p, dir)
+	if err := b.check("input", abs); err != nil {
+		return InputInfo{}, err
+	}
 	fi, err := os.Stat(abs)
 	if err != nil {
 		return InputInfo{}, newKindError(ErrInput, "input", abs, err)
@@ -61,7 +70,11 @@ func (s *Signer) describeInput(p, dir string) (InputInfo, error) {
 		}
 		in.Type, in.Size = typ, fi.Size()
 	case m.IsDir():
-		if err := s.describeDir(abs, &in); err != nil {
+		if err := s.describeDir(abs, &in, b); err != nil {
+			var le *LimitError
+			if errors.As(err, &le) {
+				return InputInfo{}, err
+			}
 			return InputInfo{}, newKindError(ErrInput, "input", abs, err)
 		}
 	case m&fs.ModeNamedPipe != 0:
@@ -79,16 +92,17 @@ func (s *Signer) describeInput(p, dir string) (InputInfo, error) {
 	return in, nil
 }
 
-// sniffFile reads the first bytes of a regular file and types it.
+// sniffFile reads the first bytes of a regular file and types it. It opens
+// the file even when size is 0, so that an unreadable file is an error.
 func sniffFile(path string, size int64) (string, error) {
-	if size == 0 {
-		return "empty", nil
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	if size == 0 {
+		return "empty", nil
+	}
 	buf := make([]byte, sniffLen)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -103,8 +117,9 @@ func sniffFile(path string, size int64) (string, error) {
 // has no regular file. Files are typed by content for the first
 // cfg.MaxSniffFiles in walk (lexical) order and by extension after that
 // ("binary" when the extension is unknown), which keeps the type of a huge
-// directory cheap and deterministic.
-func (s *Signer) describeDir(root string, in *InputInfo) error {
+// directory cheap and deterministic. Every entry walked is charged to b,
+// and each regular file is checked against b's deadline.
+func (s *Signer) describeDir(root string, in *InputInfo, b *budget) error {
 	// Walk the target of a declared symlink; WalkDir does not follow a
 	// symlinked root.
 	real, err := filepath.EvalSymlinks(root)
@@ -117,12 +132,13 @@ func (s *Signer) describeDir(root string, in *InputInfo) error {
 	}
 	byType := map[string]*agg{}
 	sniffed := 0
-	err = filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
+	b.startInput()
+	err = walkDir(real, func(n int) error { return b.walk(root, n) }, func(p string, d fs.DirEntry) error {
 		if !d.Type().IsRegular() {
 			return nil
+		}
+		if err := b.check("input", root); err != nil {
+			return err
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -174,6 +190,63 @@ func (s *Signer) describeDir(root string, in *InputInfo) error {
 	})
 	in.Type = "dir:" + types[0]
 	return nil
+}
+
+// walkBatch is how many entries walkDir reads from a directory at a time.
+const walkBatch = 1024
+
+// walkDir calls fn for every entry under the directory root, in the order
+// of filepath.WalkDir (lexical, depth first; symlinks are not followed;
+// root itself is not passed). Unlike WalkDir it reads each directory
+// walkBatch entries at a time and calls charge with each batch's size
+// before keeping it, so that a charge that fails stops a huge directory
+// before it is read whole. An error from opening or reading a directory is
+// returned as is (an *fs.PathError naming the directory).
+func walkDir(root string, charge func(n int) error, fn func(path string, d fs.DirEntry) error) error {
+	ents, err := readDirCharged(root, charge)
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		p := filepath.Join(root, d.Name())
+		if err := fn(p, d); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if err := walkDir(p, charge, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readDirCharged reads the directory dir sorted by name, charging each
+// batch read.
+func readDirCharged(dir string, charge func(n int) error) ([]fs.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var ents []fs.DirEntry
+	for {
+		batch, err := f.ReadDir(walkBatch)
+		if len(batch) > 0 {
+			if err := charge(len(batch)); err != nil {
+				return nil, err
+			}
+			ents = append(ents, batch...)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, nil
 }
 
 // extTypeOnly types a file by its extension alone.

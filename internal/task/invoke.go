@@ -46,7 +46,7 @@ func lookPath(name, dir, pathList string, search bool) (string, error) {
 		if err != nil {
 			return "", newKindError(ErrProgramNotFound, "program", p, err)
 		}
-		if err := executable(fi); err != nil {
+		if err := executable(p, fi); err != nil {
 			return "", newKindError(ErrProgramNotFound, "program", p, err)
 		}
 		return realPath(p)
@@ -56,7 +56,7 @@ func lookPath(name, dir, pathList string, search bool) (string, error) {
 			continue
 		}
 		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && executable(fi) == nil {
+		if fi, err := os.Stat(p); err == nil && executable(p, fi) == nil {
 			return realPath(p)
 		}
 	}
@@ -68,7 +68,12 @@ var (
 	errNotExecutable = fmt.Errorf("not executable: %w", fs.ErrPermission)
 )
 
-func executable(fi fs.FileInfo) error {
+// executable checks that p (stat'ed as fi) is a regular file that the
+// calling thread may execute: some execute bit set and, where the platform
+// can tell (canExec), execute permission for the thread's effective ids —
+// under cred.Do the user's, so a program the user may not run is refused
+// as their shell would refuse it.
+func executable(p string, fi fs.FileInfo) error {
 	switch m := fi.Mode(); {
 	case m.IsDir():
 		return errIsDir
@@ -76,6 +81,9 @@ func executable(fi fs.FileInfo) error {
 		return errNotRegular
 	case m.Perm()&0o111 == 0:
 		return errNotExecutable
+	}
+	if err := canExec(p); err != nil {
+		return &fs.PathError{Op: "access", Path: p, Err: err}
 	}
 	return nil
 }
@@ -325,7 +333,7 @@ func splitEnvString(s string, env envSet) []string {
 // line followed to its interpreter with the script marked, up to
 // maxIndirections times. Then, for an interpreter, it finds the script,
 // inline program text or module in the arguments and hashes the script.
-func (s *Signer) resolve(argv []string, dir string, env envSet) (*invocation, error) {
+func (s *Signer) resolve(argv []string, dir string, env envSet, b *budget) (*invocation, error) {
 	args := make([]arg, len(argv))
 	for i, a := range argv {
 		args[i] = arg{s: a}
@@ -349,7 +357,7 @@ func (s *Signer) resolve(argv []string, dir string, env envSet) (*invocation, er
 				continue
 			}
 		}
-		if d, err = s.programDigest(prog); err != nil {
+		if d, err = s.programDigest(prog, b); err != nil {
 			return nil, err
 		}
 		interp, opt, ok := parseShebang(d.head)
@@ -371,7 +379,7 @@ func (s *Signer) resolve(argv []string, dir string, env envSet) (*invocation, er
 	for i, a := range args[1:] {
 		inv.args[i] = a.s
 		if a.script && inv.script == "" {
-			if err := s.hashScript(inv, a.s); err != nil {
+			if err := s.hashScript(inv, a.s, b); err != nil {
 				return nil, err
 			}
 			inv.roles[i] = argRole{kind: kindFile}
@@ -403,7 +411,7 @@ func (s *Signer) resolve(argv []string, dir string, env envSet) (*invocation, er
 		inv.roles[pl.cand] = argRole{kind: kindModule, prefix: pl.roles[pl.cand].prefix}
 		inv.code.module = pl.candVal
 	case ok:
-		if err := s.hashScript(inv, path); err != nil {
+		if err := s.hashScript(inv, path, b); err != nil {
 			return nil, err
 		}
 		inv.roles[pl.cand] = argRole{kind: kindFile, prefix: pl.roles[pl.cand].prefix}
@@ -425,10 +433,14 @@ func (s *Signer) taskPATH(env envSet) string {
 // programDigest hashes an executable. One that may be run but not read
 // (mode 0711 and not root) cannot be hashed; it is identified by its path,
 // size and mtime instead, which is the best available, and logged.
-func (s *Signer) programDigest(prog string) (fileDigest, error) {
-	d, err := s.cache.digest(prog)
+func (s *Signer) programDigest(prog string, b *budget) (fileDigest, error) {
+	d, err := s.cache.digest("program", prog, b)
 	if err == nil {
 		return d, nil
+	}
+	var le *LimitError
+	if errors.As(err, &le) {
+		return fileDigest{}, err
 	}
 	if errors.Is(err, fs.ErrPermission) {
 		fi, serr := os.Stat(prog)
@@ -480,8 +492,12 @@ func (s *Signer) findScript(name, dir string, search bool, env envSet) (string, 
 	return "", false, nil
 }
 
-func (s *Signer) hashScript(inv *invocation, path string) error {
-	d, err := s.cache.digest(path)
+func (s *Signer) hashScript(inv *invocation, path string, b *budget) error {
+	d, err := s.cache.digest("script", path, b)
+	var le *LimitError
+	if errors.As(err, &le) {
+		return err
+	}
 	if err != nil {
 		return newKindError(ErrScript, "script", path, err)
 	}

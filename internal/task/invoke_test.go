@@ -104,7 +104,7 @@ func TestInterpreterCommandLines(t *testing.T) {
 				t.Errorf("Script = %q, want %q", sig.Script, wantScript)
 			}
 			// The inline text and module are hashed into Code.
-			inv, err := s.resolve(tt.argv, f.dir, envSet{"PATH": f.bin})
+			inv, err := s.resolve(tt.argv, f.dir, envSet{"PATH": f.bin}, s.newBudget())
 			must(t, err)
 			if !slices.Equal(inv.code.inline, tt.inline) || inv.code.module != tt.module {
 				t.Errorf("inline %q module %q, want %q %q", inv.code.inline, inv.code.module, tt.inline, tt.module)

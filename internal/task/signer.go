@@ -26,6 +26,16 @@ const DefaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 const (
 	DefaultCacheEntries  = 1024
 	DefaultMaxSniffFiles = 256
+	// DefaultMaxEntries bounds the directory entries one Sign walks, over
+	// all its inputs: what a large source tree or dataset directory holds;
+	// walking that many takes 0.5–1 s of CPU when the metadata is cached.
+	DefaultMaxEntries = 100_000
+	// DefaultMaxCodeBytes bounds the bytes of code (the program that runs
+	// and its script, after env and #! levels) one Sign hashes: larger than
+	// any but the largest static binaries; hashing it takes about 1 s.
+	DefaultMaxCodeBytes = 1 << 30
+	// DefaultTimeout bounds the time one Sign takes.
+	DefaultTimeout = 10 * time.Second
 )
 
 // SignerConfig configures a Signer. The zero value is usable.
@@ -52,6 +62,22 @@ type SignerConfig struct {
 	// by content; the rest are typed by extension. 0 means
 	// DefaultMaxSniffFiles.
 	MaxSniffFiles int
+	// MaxEntries bounds the directory entries one Sign walks, over all of
+	// its directory inputs (every entry counts: files, directories,
+	// symlinks); beyond it Sign fails with a *LimitError. 0 means
+	// DefaultMaxEntries.
+	MaxEntries int
+	// MaxCodeBytes bounds the total size of the code files one Sign hashes
+	// (the program and its script, at every env and #! level) — counted
+	// whether or not the digest is cached, so that whether a task can be
+	// signed does not depend on the cache; beyond it Sign fails with a
+	// *LimitError. 0 means DefaultMaxCodeBytes.
+	MaxCodeBytes int64
+	// Timeout bounds the time one Sign takes; beyond it Sign fails with a
+	// *LimitError. It is checked between steps (each directory entry, each
+	// MiB hashed), so a single system call that blocks (a hung network
+	// filesystem) is not cut short. 0 means DefaultTimeout.
+	Timeout time.Duration
 	// Logger receives debug and warning messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -94,6 +120,24 @@ func (c *SignerConfig) validate() error {
 	}
 	if c.MaxSniffFiles == 0 {
 		c.MaxSniffFiles = DefaultMaxSniffFiles
+	}
+	switch {
+	case c.MaxEntries < 0:
+		return fmt.Errorf("MaxEntries %d is negative: %w", c.MaxEntries, ErrConfig)
+	case c.MaxEntries == 0:
+		c.MaxEntries = DefaultMaxEntries
+	}
+	switch {
+	case c.MaxCodeBytes < 0:
+		return fmt.Errorf("MaxCodeBytes %d is negative: %w", c.MaxCodeBytes, ErrConfig)
+	case c.MaxCodeBytes == 0:
+		c.MaxCodeBytes = DefaultMaxCodeBytes
+	}
+	switch {
+	case c.Timeout < 0:
+		return fmt.Errorf("Timeout %v is negative: %w", c.Timeout, ErrConfig)
+	case c.Timeout == 0:
+		c.Timeout = DefaultTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -141,11 +185,18 @@ type Signature struct {
 // Signer computes task signatures. It caches the SHA-256 of executables and
 // scripts by (path, device, inode, size, mtime, ctime). A Signer is safe for
 // concurrent use; it holds no goroutines and needs no Close.
+//
+// Sign reads files with the rights of the thread it runs on and starts no
+// goroutines, so a daemon signs for a user by calling it inside cred.Do
+// with the user's credential: every file is then opened, stat'ed and
+// listed as that user, and a cached digest is served only after the file
+// was opened for reading with those rights (see codeCache.digest).
 type Signer struct {
 	cfg   SignerConfig
 	env   envMatcher
 	log   *slog.Logger
 	cache *codeCache
+	now   func() time.Time // the clock of Timeout
 }
 
 // NewSigner validates cfg and returns a Signer. Errors wrap ErrConfig.
@@ -158,6 +209,7 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 		env:   newEnvMatcher(cfg.EnvAllow, cfg.EnvDeny),
 		log:   cfg.Logger,
 		cache: newCodeCache(cfg.CacheEntries, time.Now),
+		now:   time.Now,
 	}, nil
 }
 
@@ -170,7 +222,9 @@ func (s *Signer) CacheStats() CacheStats { return s.cache.stats() }
 // of the signature. Spec.Limits are not either: they are what is predicted.
 //
 // Errors wrap ErrSpec, ErrProgramNotFound, ErrScript or ErrInput, and the
-// underlying fs error (fs.ErrNotExist, fs.ErrPermission).
+// underlying fs error (fs.ErrNotExist, fs.ErrPermission); a Sign that goes
+// over MaxEntries, MaxCodeBytes or Timeout fails with a *LimitError
+// (ErrLimit).
 func (s *Signer) Sign(spec Spec) (Signature, error) {
 	if len(spec.Argv) == 0 {
 		return Signature{}, specErrorf("argv is empty")
@@ -183,13 +237,14 @@ func (s *Signer) Sign(spec Spec) (Signature, error) {
 	if err != nil {
 		return Signature{}, err
 	}
-	inv, err := s.resolve(spec.Argv, dir, env)
+	b := s.newBudget()
+	inv, err := s.resolve(spec.Argv, dir, env, b)
 	if err != nil {
 		return Signature{}, err
 	}
 	sig := Signature{Program: inv.program, Script: inv.script, ScriptKind: inv.code.kind()}
 	for _, p := range spec.Inputs {
-		in, err := s.describeInput(p, dir)
+		in, err := s.describeInput(p, dir, b)
 		if err != nil {
 			return Signature{}, err
 		}
