@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // InputLimits bound what one SubmitRequest may carry. Each refusal is an
@@ -22,18 +23,23 @@ type InputLimits struct {
 	MaxEnvBytes  int   // total bytes of Spec.Env ("max_env_bytes")
 	MaxInputs    int   // len(Spec.Inputs) ("max_inputs")
 	MaxPathBytes int   // each of Spec.Dir and Spec.Inputs ("max_path_bytes")
+	// MaxStringBytes bounds each argument and environment string
+	// ("max_string_bytes"): the kernel's MAX_ARG_STRLEN (32 pages) less
+	// its NUL, beyond which execve fails with E2BIG.
+	MaxStringBytes int
 }
 
 // DefaultInputLimits are the daemon's defaults, a little under what
 // execve(2) accepts in total (ARG_MAX, 2 MiB on Linux).
 var DefaultInputLimits = InputLimits{
-	MaxBodyBytes: 2 << 20,
-	MaxArgs:      4096,
-	MaxArgBytes:  512 << 10,
-	MaxEnvVars:   4096,
-	MaxEnvBytes:  512 << 10,
-	MaxInputs:    256,
-	MaxPathBytes: 4096,
+	MaxBodyBytes:   2 << 20,
+	MaxArgs:        4096,
+	MaxArgBytes:    512 << 10,
+	MaxEnvVars:     4096,
+	MaxEnvBytes:    512 << 10,
+	MaxInputs:      256,
+	MaxPathBytes:   4096,
+	MaxStringBytes: 32*4096 - 1,
 }
 
 func limitErr(status int, limit string, format string, args ...any) *Error {
@@ -54,6 +60,11 @@ func DecodeSubmit(r io.Reader, lim InputLimits) (*SubmitRequest, error) {
 	}
 	if int64(len(body)) > lim.MaxBodyBytes {
 		return nil, limitErr(http.StatusRequestEntityTooLarge, "max_body_bytes", "request body is over %d bytes", lim.MaxBodyBytes)
+	}
+	// JSON strings carry text: invalid UTF-8 would be decoded into U+FFFD,
+	// and the task would run other bytes than the user sent.
+	if !utf8.Valid(body) {
+		return nil, badRequest("request is not valid UTF-8: arguments, environment and paths must be UTF-8 text")
 	}
 	var req SubmitRequest
 	if err := decodeStrict(body, &req); err != nil {
@@ -96,6 +107,9 @@ func (r *SubmitRequest) Validate(lim InputLimits) error {
 		if strings.IndexByte(a, 0) >= 0 {
 			return badRequest("spec.argv holds a NUL byte")
 		}
+		if lim.MaxStringBytes > 0 && len(a) > lim.MaxStringBytes {
+			return limitErr(http.StatusBadRequest, "max_string_bytes", "an argument of %d bytes, at most %d allowed (the kernel's limit per argument)", len(a), lim.MaxStringBytes)
+		}
 	}
 	if n > lim.MaxArgBytes {
 		return limitErr(http.StatusBadRequest, "max_arg_bytes", "arguments total %d bytes, at most %d allowed", n, lim.MaxArgBytes)
@@ -108,6 +122,9 @@ func (r *SubmitRequest) Validate(lim InputLimits) error {
 		n += len(e) + 1
 		if strings.IndexByte(e, 0) >= 0 {
 			return badRequest("spec.env holds a NUL byte")
+		}
+		if lim.MaxStringBytes > 0 && len(e) > lim.MaxStringBytes {
+			return limitErr(http.StatusBadRequest, "max_string_bytes", "an environment string of %d bytes, at most %d allowed (the kernel's limit per string)", len(e), lim.MaxStringBytes)
 		}
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
 			return badRequest("spec.env entry %.40q is not KEY=VALUE", e)

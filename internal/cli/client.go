@@ -64,10 +64,19 @@ func (g *globals) dial(ctx context.Context) (*api.Client, string, error) {
 			return c, s, nil
 		}
 		c.Close()
+		if errors.Is(err, unix.EACCES) {
+			// A daemon is there, and it does not admit this user: that is
+			// the answer, not "no daemon" (and never a fall back to local
+			// mode).
+			return nil, "", fmt.Errorf("%s: permission denied: the daemon admits only its owner and the members of its --socket-group (%w)", s, errDenied)
+		}
 		errs = append(errs, fmt.Errorf("%s: %w", s, unwrapDial(err)))
 	}
 	return nil, "", fmt.Errorf("no prescient daemon answers (start one with `prescient serve`): %w", errors.Join(errs...))
 }
+
+// errDenied: a daemon's socket refused this user.
+var errDenied = errors.New("access to the daemon denied")
 
 // unwrapDial shortens net/http's dial errors to their cause.
 func unwrapDial(err error) error {
@@ -90,7 +99,7 @@ func (g *globals) daemonOrLocal(ctx context.Context) (*api.Client, error) {
 	if err == nil {
 		return c, nil
 	}
-	if g.socket != "" {
+	if g.socket != "" || errors.Is(err, errDenied) {
 		return nil, err
 	}
 	g.noteOnce.Do(func() {

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -88,8 +90,12 @@ func submitRequest(f runFlags, argv []string) (api.SubmitRequest, error) {
 	if err != nil {
 		return api.SubmitRequest{}, &exitError{exitPrescient, fmt.Errorf("working directory: %w", err)}
 	}
+	env := os.Environ()
+	if err := utf8Only(argv, env, append([]string{cwd}, f.inputs...)); err != nil {
+		return api.SubmitRequest{}, usageError{err}
+	}
 	return api.SubmitRequest{Spec: api.Spec{
-		Argv: argv, Inputs: f.inputs, Env: os.Environ(), Dir: cwd, Limits: api.Limits(limits),
+		Argv: argv, Inputs: f.inputs, Env: env, Dir: cwd, Limits: api.Limits(limits),
 	}}, nil
 }
 
@@ -179,4 +185,27 @@ func startExitCode(k task.ErrorKind) int {
 		return exitNotExec
 	}
 	return exitPrescient
+}
+
+// utf8Only refuses what the daemon's JSON API cannot carry unchanged:
+// bytes that are not UTF-8 would reach the task as U+FFFD. (Local mode,
+// prescient run --local, passes any bytes.)
+func utf8Only(argv, env, paths []string) error {
+	for i, a := range argv {
+		if !utf8.ValidString(a) {
+			return fmt.Errorf("argument %d (%q) is not valid UTF-8; the daemon takes text arguments (run it with --local)", i, a)
+		}
+	}
+	for _, e := range env {
+		if !utf8.ValidString(e) {
+			k, _, _ := strings.Cut(e, "=")
+			return fmt.Errorf("environment variable %q is not valid UTF-8; unset it or run with --local", k)
+		}
+	}
+	for _, p := range paths {
+		if !utf8.ValidString(p) {
+			return fmt.Errorf("path %q is not valid UTF-8; the daemon takes text paths (run it with --local)", p)
+		}
+	}
+	return nil
 }

@@ -26,6 +26,18 @@ const (
 	DefaultMaxAttempts = 3
 	DefaultLogMaxBytes = 64 << 20
 	DefaultLogKeep     = 2
+	// DefaultMaxQueuedPerUser bounds one user's accepted, not yet ended
+	// tasks: a tenth of the whole queue, so one user alone cannot fill it.
+	DefaultMaxQueuedPerUser = DefaultMaxQueue / 10
+	// DefaultMaxConnsPerUser bounds one user's open connections: far more
+	// than a CLI needs (a `logs -f` holds two, `run` three), far fewer than
+	// the daemon's file descriptors.
+	DefaultMaxConnsPerUser = 64
+	// DefaultIdleTimeout closes keep-alive connections idle that long.
+	DefaultIdleTimeout = time.Minute
+	// DefaultMaxUserPriority is the highest priority a user other than
+	// root (or a member of PriorityGroup) may ask for.
+	DefaultMaxUserPriority = 10
 )
 
 // DefaultRequest is what a task without declared CPU or memory reserves.
@@ -57,6 +69,21 @@ type Config struct {
 	// MaxQueue bounds queued tasks; a submit beyond it is refused with 429
 	// (default DefaultMaxQueue).
 	MaxQueue int
+	// MaxQueuedPerUser bounds one user's tasks not yet ended; a submit
+	// beyond it is refused with 429 (default DefaultMaxQueuedPerUser; root
+	// is not bounded).
+	MaxQueuedPerUser int
+	// MaxConnsPerUser bounds one user's open unix socket connections
+	// (default DefaultMaxConnsPerUser; root is not bounded).
+	MaxConnsPerUser int
+	// IdleTimeout closes idle keep-alive connections (default
+	// DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// MaxUserPriority is the highest priority a user may ask for; root
+	// and members of PriorityGroup (a group name or gid) may go higher
+	// (default DefaultMaxUserPriority).
+	MaxUserPriority int
+	PriorityGroup   string
 	// MaxAttempts bounds how often a task whose run was lost (its shim died
 	// without recording an exit) is started; after that it fails
 	// (default DefaultMaxAttempts).
@@ -126,6 +153,23 @@ func (c *Config) validate() error {
 	}
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.MaxQueuedPerUser <= 0 {
+		c.MaxQueuedPerUser = min(DefaultMaxQueuedPerUser, c.MaxQueue)
+	}
+	if c.MaxConnsPerUser <= 0 {
+		c.MaxConnsPerUser = DefaultMaxConnsPerUser
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxUserPriority == 0 {
+		c.MaxUserPriority = DefaultMaxUserPriority
+	}
+	if c.PriorityGroup != "" {
+		if _, err := lookupGroup(c.PriorityGroup); err != nil {
+			return fmt.Errorf("priority group: %w: %w", err, ErrConfig)
+		}
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts

@@ -43,9 +43,13 @@ type Daemon struct {
 	commitDone chan struct{} // closed when the committer has exited
 	loops      sync.WaitGroup
 
+	cmu   sync.Mutex     // guards conns
+	conns map[uint32]int // open unix socket connections by uid
+
 	mu      sync.Mutex // guards the fields below and the job fields marked so
 	jobs    map[string]*job
-	running int // jobs dispatched and not yet ended
+	running int            // jobs dispatched and not yet ended
+	perUser map[uint32]int // jobs not ended, by owner
 	subs    map[*subscriber]struct{}
 	closed  bool
 	retry   []*job // ended runs whose final record could not be stored yet
@@ -64,7 +68,7 @@ func New(cfg Config) (*Daemon, error) {
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, start: time.Now(),
 		writes: make(chan *writeReq, 8192), commitDone: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		jobs: map[string]*job{}, subs: map[*subscriber]struct{}{},
+		jobs: map[string]*job{}, subs: map[*subscriber]struct{}{}, conns: map[uint32]int{}, perUser: map[uint32]int{},
 	}
 	for _, sub := range []string{"run", "logs"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, sub), 0o755); err != nil {

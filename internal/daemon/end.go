@@ -118,6 +118,7 @@ func (d *Daemon) finalize(j *job) {
 	}
 	d.mu.Lock()
 	delete(d.jobs, j.id)
+	d.dropSlotLocked(j.meta.UID)
 	t := toAPI(j.rec, j.meta)
 	d.mu.Unlock()
 	d.m.ended.WithLabelValues(string(t.State)).Inc()

@@ -4,13 +4,14 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the daemon's Prometheus metrics, all built here.
 type metrics struct {
-	submitted  *prometheus.CounterVec // by result
-	batchSize  prometheus.Histogram
-	commitSecs prometheus.Histogram
-	ended      *prometheus.CounterVec // by state
-	queued     prometheus.GaugeFunc
-	running    prometheus.GaugeFunc
-	recovered  *prometheus.CounterVec // by action
+	submitted    *prometheus.CounterVec // by result
+	batchSize    prometheus.Histogram
+	commitSecs   prometheus.Histogram
+	ended        *prometheus.CounterVec // by state
+	queued       prometheus.GaugeFunc
+	running      prometheus.GaugeFunc
+	recovered    *prometheus.CounterVec // by action
+	connsRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, queued, running func() float64) *metrics {
@@ -38,7 +39,10 @@ func newMetrics(reg prometheus.Registerer, queued, running func() float64) *metr
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prescient_daemon_recovered_total", Help: "Tasks found at start-up, by what was done with them.",
 		}, []string{"action"}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "prescient_daemon_connections_refused_total", Help: "Unix socket connections refused because their user held max_conns_per_user.",
+		}),
 	}
-	reg.MustRegister(m.submitted, m.batchSize, m.commitSecs, m.ended, m.queued, m.running, m.recovered)
+	reg.MustRegister(m.submitted, m.batchSize, m.commitSecs, m.ended, m.queued, m.running, m.recovered, m.connsRefused)
 	return m
 }

@@ -104,6 +104,7 @@ func (d *Daemon) recoverOne(r *task.Record, m meta) (string, func(), error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.jobs[r.ID] = j
+	d.perUser[m.UID]++
 	switch {
 	case l.ShimAlive:
 		d.restore(j, phaseDispatched)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prescient-sched/prescient/api"
@@ -39,6 +40,10 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 		return nil, &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeQueueFull, Limit: "max_queue",
 			Message: fmt.Sprintf("the queue holds %d tasks, the most allowed (limit max_queue)", d.cfg.MaxQueue)}
 	}
+	if req.Priority > d.cfg.MaxUserPriority && !d.privileged(who) {
+		return rejected(http.StatusForbidden, api.CodeForbidden, fmt.Sprintf(
+			"priority %d is above %d, the highest a user may ask for (serve --max-user-priority); root and members of the --priority-group may", req.Priority, d.cfg.MaxUserPriority))
+	}
 	spec := task.Spec{
 		Argv: req.Spec.Argv, Inputs: req.Spec.Inputs, Env: req.Spec.Env, Dir: req.Spec.Dir,
 		Limits: task.Limits(req.Spec.Limits),
@@ -46,6 +51,22 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 	if err := spec.Limits.Validate(); err != nil {
 		return rejected(http.StatusBadRequest, api.CodeBadRequest, err.Error())
 	}
+	if err := startable(spec.Limits); err != nil {
+		return rejected(http.StatusBadRequest, api.CodeBadRequest, err.Error())
+	}
+	// One user's tasks not yet ended are bounded: a slot is taken now and
+	// given back if the task is not accepted.
+	if !d.takeSlot(who) {
+		d.m.submitted.WithLabelValues("rejected").Inc()
+		return nil, &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeQueueFull, Limit: "max_queued_per_user",
+			Message: fmt.Sprintf("you have %d tasks queued or running, the most one user may (limit max_queued_per_user)", d.cfg.MaxQueuedPerUser)}
+	}
+	accepted := false
+	defer func() {
+		if !accepted {
+			d.dropSlot(who.UID)
+		}
+	}()
 	var groups []uint32
 	if !who.root() {
 		groups = supplementaryGroups(who.UID, who.GID)
@@ -80,6 +101,7 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 		return nil, &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable, Message: "store the task: " + err.Error()}
 	}
 	d.m.submitted.WithLabelValues("accepted").Inc()
+	accepted = true
 	j := &job{id: id, rec: rec, meta: m, phase: phaseQueued}
 	d.mu.Lock()
 	d.jobs[id] = j
@@ -93,6 +115,70 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 	d.publish(t)
 	d.poke()
 	return &t, nil
+}
+
+// privileged says whether who may ask for priorities above
+// Config.MaxUserPriority: root and members of Config.PriorityGroup.
+func (d *Daemon) privileged(who identity) bool {
+	if who.root() {
+		return true
+	}
+	if d.cfg.PriorityGroup == "" {
+		return false
+	}
+	gid, err := lookupGroup(d.cfg.PriorityGroup)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(supplementaryGroups(who.UID, who.GID), uint32(gid))
+}
+
+// takeSlot counts a new task of who's against Config.MaxQueuedPerUser.
+func (d *Daemon) takeSlot(who identity) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !who.root() && d.perUser[who.UID] >= d.cfg.MaxQueuedPerUser {
+		return false
+	}
+	d.perUser[who.UID]++
+	return true
+}
+
+// dropSlot gives a task's slot back. Caller must not hold d.mu.
+func (d *Daemon) dropSlot(uid uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dropSlotLocked(uid)
+}
+
+func (d *Daemon) dropSlotLocked(uid uint32) {
+	if d.perUser[uid]--; d.perUser[uid] <= 0 {
+		delete(d.perUser, uid)
+	}
+}
+
+// The smallest limits a task can start under. CPU: the kernel's CFS
+// bandwidth minimum (1 ms per 100 ms period). Memory: below a few MiB no
+// program gets as far as its first instruction (the dynamic loader and
+// libc alone map more), so such a limit could only OOM-kill it at start.
+const (
+	minCPULimit    = 0.01
+	minMemoryLimit = 4
+)
+
+// startable refuses limits no task could start under, so that they are
+// refused at submit rather than failing the task later.
+func startable(l task.Limits) error {
+	if l.CPUCores > 0 && l.CPUCores < minCPULimit {
+		return fmt.Errorf("cpu limit %g cores is below the kernel minimum of %g (1 ms per 100 ms period)", l.CPUCores, minCPULimit)
+	}
+	if l.MemoryMB > 0 && l.MemoryMB < minMemoryLimit {
+		return fmt.Errorf("memory limit %g MB is below %d MB, under which no program can start", l.MemoryMB, minMemoryLimit)
+	}
+	if l.IOPS > 0 && l.IOPS < 1 {
+		return fmt.Errorf("iops limit %g is below the minimum of 1", l.IOPS)
+	}
+	return nil
 }
 
 // requestsFor is what a task reserves: explicit requests, else its limits

@@ -1,0 +1,293 @@
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/prescient-sched/prescient/api"
+)
+
+// --- listeners -------------------------------------------------------------
+
+// listenUnix creates the socket with its final mode and owner before it
+// appears under its name (listen on a temporary name, chmod, chown,
+// rename), so no one can connect through a looser mode in between. A stale
+// socket (nothing answers) is replaced; a live one is ErrSocketInUse.
+func (d *Daemon) listenUnix() (net.Listener, error) {
+	path := d.cfg.Socket
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", path, ErrSocketInUse)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	_ = os.Remove(tmp)
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	mode := os.FileMode(0o600)
+	if d.cfg.SocketGroup != "" {
+		gid, err := lookupGroup(d.cfg.SocketGroup)
+		if err != nil {
+			ln.Close()
+			os.Remove(tmp)
+			return nil, err
+		}
+		if err := os.Chown(tmp, -1, gid); err != nil {
+			ln.Close()
+			os.Remove(tmp)
+			return nil, fmt.Errorf("socket group: %w", err)
+		}
+		mode = 0o660
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return ln, nil
+}
+
+func lookupGroup(g string) (int, error) {
+	if n, err := strconv.Atoi(g); err == nil {
+		return n, nil
+	}
+	gr, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, fmt.Errorf("socket group %q: %w", g, err)
+	}
+	return strconv.Atoi(gr.Gid)
+}
+
+// tcpAuth wraps h: a request needs "Authorization: Bearer <token>" equal
+// (in constant time) to the token file's content; the caller is then the
+// token file's owner.
+func tcpAuth(h http.Handler, token []byte, owner identity) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
+			writeError(w, &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "missing or wrong bearer token"})
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, owner)))
+	})
+}
+
+// readToken reads the token file, which must not be readable by group or
+// others, and returns its content and owner.
+func readToken(path string) ([]byte, identity, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, identity{}, fmt.Errorf("token file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, identity{}, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, identity{}, fmt.Errorf("token file %s is mode %v; it must not be accessible to group or others (chmod 600): %w", path, st.Mode().Perm(), ErrConfig)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return nil, identity{}, err
+	}
+	tok := []byte(strings.TrimSpace(string(b)))
+	if len(tok) < 16 {
+		return nil, identity{}, fmt.Errorf("token in %s is shorter than 16 characters: %w", path, ErrConfig)
+	}
+	var owner identity
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		owner = identity{UID: sys.Uid, GID: sys.Gid}
+	}
+	return tok, owner, nil
+}
+
+// isLoopback reports whether a listen address binds loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serve serves the API on the configured listeners until ctx is
+// cancelled; it then stops the daemon's loops and shuts the servers down.
+func (d *Daemon) serve(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	h := d.handler()
+	var servers []*http.Server
+	if d.cfg.Socket != "" {
+		ln, err := d.listenUnix()
+		if err != nil {
+			d.stopLoops()
+			return err
+		}
+		ln = &peerListener{Listener: ln, d: d}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				if pc, ok := c.(*peerConn); ok {
+					return context.WithValue(ctx, identityKey, pc.who)
+				}
+				return ctx
+			}}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			defer os.Remove(d.cfg.Socket)
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		d.log.Info("serving", "socket", d.cfg.Socket)
+	}
+	if d.cfg.Listen != "" {
+		tok, owner, err := readToken(d.cfg.TokenFile)
+		if err != nil {
+			d.stopLoops()
+			return err
+		}
+		tlsOn := d.cfg.TLSCert != ""
+		if !tlsOn && !isLoopback(d.cfg.Listen) {
+			d.stopLoops()
+			return fmt.Errorf("--listen %s is not a loopback address: it needs --tls-cert and --tls-key: %w", d.cfg.Listen, ErrConfig)
+		}
+		ln, err := net.Listen("tcp", d.cfg.Listen)
+		if err != nil {
+			d.stopLoops()
+			return err
+		}
+		if tlsOn {
+			cert, err := tls.LoadX509KeyPair(d.cfg.TLSCert, d.cfg.TLSKey)
+			if err != nil {
+				ln.Close()
+				d.stopLoops()
+				return fmt.Errorf("tls: %w", err)
+			}
+			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		}
+		srv := &http.Server{Handler: tcpAuth(h, tok, owner), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		d.log.Info("serving", "tcp", ln.Addr().String(), "tls", tlsOn)
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		d.stopLoops() // ends event streams and the loops
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// peerListener accepts unix socket connections, each with its caller's
+// identity (SO_PEERCRED), and bounds the connections one user may hold
+// open at once (Config.MaxConnsPerUser; root is not bounded). A connection
+// over the bound is answered at once with 429 and closed, so one user's
+// idle or slow connections cannot take the file descriptors every other
+// user needs.
+type peerListener struct {
+	net.Listener
+	d *Daemon
+}
+
+func (l *peerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		who, err := peerIdentity(c)
+		if err != nil {
+			l.d.log.Warn("peer credentials", "err", err)
+			c.Close()
+			continue
+		}
+		if !l.d.takeConn(who) {
+			l.d.m.connsRefused.Inc()
+			refuse(c, fmt.Sprintf("uid %d holds %d connections, the most one user may (limit max_conns_per_user)", who.UID, l.d.cfg.MaxConnsPerUser))
+			continue
+		}
+		return &peerConn{Conn: c, who: who, d: l.d}, nil
+	}
+}
+
+// refuse answers 429 on c and closes it, without waiting on the client.
+func refuse(c net.Conn, msg string) {
+	body := fmt.Sprintf(`{"code":%q,"error":%q,"limit":"max_conns_per_user"}`+"\n", api.CodeLimitExceeded, msg)
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = fmt.Fprintf(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	_ = c.Close()
+}
+
+// peerConn is an accepted connection with its caller's identity; closing
+// it gives its slot back.
+type peerConn struct {
+	net.Conn
+	who  identity
+	d    *Daemon
+	once sync.Once
+}
+
+func (c *peerConn) Close() error {
+	c.once.Do(func() { c.d.dropConn(c.who) })
+	return c.Conn.Close()
+}
+
+// takeConn counts a new connection of who's, if the bound allows it.
+func (d *Daemon) takeConn(who identity) bool {
+	d.cmu.Lock()
+	defer d.cmu.Unlock()
+	if !who.root() && d.cfg.MaxConnsPerUser > 0 && d.conns[who.UID] >= d.cfg.MaxConnsPerUser {
+		return false
+	}
+	d.conns[who.UID]++
+	return true
+}
+
+func (d *Daemon) dropConn(who identity) {
+	d.cmu.Lock()
+	defer d.cmu.Unlock()
+	if d.conns[who.UID]--; d.conns[who.UID] <= 0 {
+		delete(d.conns, who.UID)
+	}
+}
