@@ -129,13 +129,18 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	for _, sub := range []string{"run", "logs"} {
-		if err := os.MkdirAll(filepath.Join(cfg.StateDir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("state dir: %w", err)
-		}
+	// The state directory itself is made 0755 (with run/), so that users
+	// can reach their own log files.
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "run"), 0o755); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	if err := os.Chmod(filepath.Join(cfg.StateDir, "run"), 0o700); err != nil {
 		return nil, err
+	}
+	// Only the daemon may create names in logs/ (see logdir.go); an older
+	// daemon's directory is fixed here.
+	if err := secureLogRoot(d.logRoot()); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	if d.signer, err = task.NewSigner(task.SignerConfig{Logger: cfg.Logger}); err != nil {
 		return nil, err

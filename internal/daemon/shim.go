@@ -84,7 +84,8 @@ type shimExit struct {
 // through the executor, writes started.json, waits for the end and writes
 // exit.json (fsynced) before it exits. SIGTERM cancels the task. The task's
 // output goes through the shim into size-capped, rotated log files owned by
-// the task's user.
+// the task's user, in a log directory owned by root that the user cannot
+// change (see logdir.go).
 func RunShim(runDir string) error {
 	// Descriptors 3 and 4 came from the daemon without close-on-exec; the
 	// task must inherit neither (the lock would outlive the shim).
@@ -149,12 +150,17 @@ func RunShim(runDir string) error {
 		uid, gid = int(req.UID), int(req.GID)
 		cred = &syscall.Credential{Uid: req.UID, Gid: req.GID, Groups: req.Groups}
 	}
-	stdout, err := newRotator(filepath.Join(req.LogDir, "stdout.log"), req.LogMaxBytes, req.LogKeep, uid, gid)
+	logs, err := makeLogDir(req.LogDir)
+	if err != nil {
+		return startFailed(fmt.Errorf("log dir: %w", err))
+	}
+	defer logs.Close() // after the rotators (deferred later, run earlier)
+	stdout, err := newRotator(logs, "stdout.log", req.LogMaxBytes, req.LogKeep, uid, gid)
 	if err != nil {
 		return startFailed(fmt.Errorf("log file: %w", err))
 	}
 	defer stdout.Close()
-	stderr, err := newRotator(filepath.Join(req.LogDir, "stderr.log"), req.LogMaxBytes, req.LogKeep, uid, gid)
+	stderr, err := newRotator(logs, "stderr.log", req.LogMaxBytes, req.LogKeep, uid, gid)
 	if err != nil {
 		return startFailed(fmt.Errorf("log file: %w", err))
 	}
