@@ -92,6 +92,7 @@ the same state directory picks them up.`,
 	fl.DurationVar(&cfg.Interval, "interval", time.Second, "sampling interval (100ms or more)")
 	fl.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", daemon.DefaultLogMaxBytes, "rotate a task's stdout.log/stderr.log beyond this size")
 	fl.IntVar(&cfg.LogKeep, "log-keep", daemon.DefaultLogKeep, "rotated log files kept per stream")
+	fl.Int64Var(&cfg.LogTotalBytes, "log-total-bytes", daemon.DefaultLogTotalBytes, "cap on all tasks' logs: beyond it the logs of ended tasks are removed, oldest first (negative: no cap)")
 	fl.StringVar(&cfg.Listen, "listen", "", "also serve TCP on this address (needs --token-file)")
 	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token TCP callers must send")
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate for --listen")

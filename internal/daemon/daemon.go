@@ -41,6 +41,9 @@ type meta struct {
 	Retries     int              `json:"retries,omitempty"`
 	Prediction  *api.Prediction  `json:"prediction,omitempty"`
 	Allocations []api.Allocation `json:"allocations,omitempty"`
+	// Logs is what of the task's output was deleted: by rotation (from
+	// exit.json, at the end) and by retention (pruneLogs).
+	Logs *api.LogsDropped `json:"logs,omitempty"`
 }
 
 // job is a task the daemon has accepted and not yet finished.
@@ -97,6 +100,10 @@ type Daemon struct {
 	commitDone chan struct{} // closed when the committer has exited
 	loops      sync.WaitGroup
 
+	lmu      sync.Mutex    // guards logEnded
+	logEnded []string      // tasks ended since the retention loop last looked
+	logWake  chan struct{} // wakes the retention loop (capacity 1)
+
 	mu      sync.Mutex // guards the fields below and job fields marked so
 	queue   *list.List // of *job, submission order
 	jobs    map[string]*job
@@ -117,7 +124,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, cap: capacity, start: time.Now(),
-		writes: make(chan *writeReq, 8192), commitDone: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		writes: make(chan *writeReq, 8192), commitDone: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}), logWake: make(chan struct{}, 1),
 		queue: list.New(), jobs: map[string]*job{}, subs: map[*subscriber]struct{}{},
 	}
 	d.adm = cfg.Admitter

@@ -507,6 +507,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.loops.Add(2)
 	go d.dispatcher()
 	go d.sampleLoop()
+	if d.cfg.LogTotalBytes >= 0 {
+		d.loops.Add(1)
+		go d.retentionLoop()
+	}
 	if d.sch != nil {
 		d.loops.Add(1)
 		go d.trainLoop()

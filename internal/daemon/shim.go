@@ -76,6 +76,10 @@ type shimExit struct {
 	WaitError  string    `json:"wait_error,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
+	// LogDroppedBytes counts, by stream ("stdout", "stderr"), the output
+	// rotation deleted: the first bytes of the stream, beyond LogKeep old
+	// files of LogMaxBytes.
+	LogDroppedBytes map[string]int64 `json:"log_dropped_bytes,omitempty"`
 }
 
 // RunShim is the body of the hidden `prescient shim RUNDIR` command: the
@@ -192,6 +196,9 @@ func RunShim(runDir string) error {
 	}
 	_ = stdout.Close()
 	_ = stderr.Close()
+	if a, b := stdout.Dropped(), stderr.Dropped(); a > 0 || b > 0 {
+		x.LogDroppedBytes = map[string]int64{"stdout": a, "stderr": b}
+	}
 	// The cgroup stays: the daemon takes its last sample and removes it.
 	return finish()
 }

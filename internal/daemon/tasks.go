@@ -456,6 +456,9 @@ func (d *Daemon) finish(j *job, x *shimExit) {
 	default:
 		r.State = task.Failed
 	}
+	if a, b := x.LogDroppedBytes["stdout"], x.LogDroppedBytes["stderr"]; a > 0 || b > 0 {
+		j.meta.Logs = &api.LogsDropped{StdoutBytes: a, StderrBytes: b}
+	}
 	if x.Started && x.WaitError == "" {
 		if x.Code >= 0 {
 			c := x.Code
@@ -496,6 +499,7 @@ func (d *Daemon) end(j *job, rec *task.Record, t api.Task) {
 	if err := os.RemoveAll(d.runDir(rec.ID)); err != nil {
 		d.log.Warn("remove run dir", "task", rec.ID, "err", err)
 	}
+	d.noteEnded(rec.ID)
 	d.publish(t)
 	d.poke()
 }
@@ -731,6 +735,7 @@ func toAPI(r *task.Record, m meta) api.Task {
 		SubmittedAt: r.SubmittedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, DurationS: r.DurationS,
 		InputBytes: r.InputBytes, LogDir: r.LogDir, Owner: api.Owner{UID: m.UID, GID: m.GID}, Attempt: m.Attempt,
 		Priority: m.Priority, Retries: m.Retries, Prediction: m.Prediction, Allocations: m.Allocations,
+		LogsDropped: m.Logs,
 	}
 }
 
