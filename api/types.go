@@ -146,6 +146,23 @@ type Task struct {
 	Prediction  *Prediction  `json:"prediction,omitempty"`
 	Reservation *Reservation `json:"reservation,omitempty"`
 	Allocations []Allocation `json:"allocations,omitempty"`
+	// LogsDropped says what of the task's output the daemon no longer
+	// has; nil: nothing was dropped (or the task has not ended yet).
+	LogsDropped *LogsDropped `json:"logs_dropped,omitempty"`
+}
+
+// LogsDropped is the output of a task the daemon deleted: the first bytes
+// of a stream, by rotation (serve --log-max-bytes, --log-keep), and the
+// whole log directory, by retention (serve --log-total-bytes).
+type LogsDropped struct {
+	StdoutBytes int64 `json:"stdout_bytes,omitempty"` // the first bytes of stdout, by rotation
+	StderrBytes int64 `json:"stderr_bytes,omitempty"` // the first bytes of stderr, by rotation
+	// RemovedAt is when all the task's logs were removed; nil: they were not.
+	RemovedAt    *time.Time `json:"removed_at,omitempty"`
+	RemovedBytes int64      `json:"removed_bytes,omitempty"` // disk space the removed logs used
+	Reason       string     `json:"reason,omitempty"`        // why they were removed: "retention"
+	// LogTotalBytes is the cap on all tasks' logs in force at the removal.
+	LogTotalBytes int64 `json:"log_total_bytes,omitempty"`
 }
 
 // Point is one sample of a task's curve; nil = unavailable.

@@ -103,6 +103,7 @@ the same state directory picks them up.`,
 	fl.IntVar(&cfg.Sign.MaxEntries, "sign-max-entries", task.DefaultMaxEntries, "most directory entries walked to sign one submit, over all its --input directories")
 	fl.Int64Var(&cfg.Sign.MaxCodeBytes, "sign-max-code-bytes", task.DefaultMaxCodeBytes, "most bytes of code (program and script) hashed to sign one submit")
 	fl.DurationVar(&cfg.Sign.Timeout, "sign-timeout", task.DefaultTimeout, "most time spent signing one submit")
+	fl.Int64Var(&cfg.LogTotalBytes, "log-total-bytes", daemon.DefaultLogTotalBytes, "cap on all tasks' logs: beyond it the logs of ended tasks are removed, oldest first (negative: no cap)")
 	fl.StringVar(&cfg.Listen, "listen", "", "also serve TCP on this address (needs --token-file)")
 	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token TCP callers must send")
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate for --listen")

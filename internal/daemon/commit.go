@@ -29,6 +29,9 @@ type meta struct {
 	Retries     int              `json:"retries,omitempty"`
 	Prediction  *api.Prediction  `json:"prediction,omitempty"`
 	Allocations []api.Allocation `json:"allocations,omitempty"`
+	// Logs is what of the task's output was deleted: by rotation (from
+	// exit.json, at the end) and by retention (pruneLogs).
+	Logs *api.LogsDropped `json:"logs,omitempty"`
 }
 
 func encodeMeta(m meta) ([]byte, error) {

@@ -38,6 +38,12 @@ const (
 	// DefaultMaxUserPriority is the highest priority a user other than
 	// root (or a member of PriorityGroup) may ask for.
 	DefaultMaxUserPriority = 10
+	// DefaultLogTotalBytes caps the logs of all tasks together. At the
+	// defaults one task's logs reach at most 2 streams × (1 + 2 kept) ×
+	// 64 MiB = 384 MiB, so 4 GiB keeps at least the ten newest such
+	// worst cases (and thousands of tasks that write kilobytes), while
+	// staying a few percent of a common /var.
+	DefaultLogTotalBytes = 4 << 30
 )
 
 // DefaultRequest is what a task without declared CPU or memory reserves.
@@ -94,6 +100,12 @@ type Config struct {
 	// it the file is rotated, LogKeep old files kept.
 	LogMaxBytes int64
 	LogKeep     int
+	// LogTotalBytes caps the disk use of all tasks' logs (default
+	// DefaultLogTotalBytes; negative: no cap). Above it the daemon removes
+	// the whole log directories of ended tasks, oldest first; running
+	// tasks' logs are only capped by rotation, so with many long tasks
+	// writing at once the total can exceed it until they end.
+	LogTotalBytes int64
 	// Input bounds submit requests (default api.DefaultInputLimits).
 	Input api.InputLimits
 	// Sign bounds the work of signing one submit, which the daemon does
@@ -187,6 +199,9 @@ func (c *Config) validate() error {
 		c.LogKeep = 0
 	} else if c.LogKeep == 0 {
 		c.LogKeep = DefaultLogKeep
+	}
+	if c.LogTotalBytes == 0 {
+		c.LogTotalBytes = DefaultLogTotalBytes
 	}
 	if c.Input == (api.InputLimits{}) {
 		c.Input = api.DefaultInputLimits

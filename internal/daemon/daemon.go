@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/sched"
@@ -46,6 +47,10 @@ type Daemon struct {
 	cmu   sync.Mutex     // guards conns
 	conns map[uint32]int // open unix socket connections by uid
 
+	lmu      sync.Mutex    // guards logEnded
+	logEnded []string      // tasks ended since the retention loop last looked
+	logWake  chan struct{} // wakes the retention loop (capacity 1)
+
 	mu      sync.Mutex // guards the fields below and the job fields marked so
 	jobs    map[string]*job
 	running int            // jobs dispatched and not yet ended
@@ -67,16 +72,21 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, start: time.Now(),
-		writes: make(chan *writeReq, 8192), commitDone: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		writes: make(chan *writeReq, 8192), commitDone: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}), logWake: make(chan struct{}, 1),
 		jobs: map[string]*job{}, subs: map[*subscriber]struct{}{}, conns: map[uint32]int{}, perUser: map[uint32]int{},
 	}
-	for _, sub := range []string{"run", "logs"} {
-		if err := os.MkdirAll(filepath.Join(cfg.StateDir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("state dir: %w", err)
-		}
+	// The state directory itself is made 0755 (with run/), so that users
+	// can reach their own log files.
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "run"), 0o755); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	if err := os.Chmod(filepath.Join(cfg.StateDir, "run"), 0o700); err != nil {
 		return nil, err
+	}
+	// Only the daemon may create names in logs/ (see logdir.go); an older
+	// daemon's directory is fixed here.
+	if err := secureLogRoot(d.logRoot()); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	if d.signer, err = task.NewSigner(task.SignerConfig{
 		MaxEntries: cfg.Sign.MaxEntries, MaxCodeBytes: cfg.Sign.MaxCodeBytes, Timeout: cfg.Sign.Timeout,
@@ -173,6 +183,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.goTracked(d.dispatcher)
 	d.goTracked(d.sampleLoop)
+	if d.cfg.LogTotalBytes >= 0 {
+		d.goTracked(d.retentionLoop)
+	}
 	pctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d.goTracked(func() { d.pol.Run(pctx) })
@@ -198,7 +211,8 @@ type job struct {
 	ending    bool      // the end path has it (see end)
 	run       runHandle // the run being followed (dispatched or later)
 	limits    task.Limits
-	held      *sched.Start // a start the policy chose while the job was requeuing
+	held      *sched.Start     // a start the policy chose while the job was requeuing
+	logDrops  *api.LogsDropped // what log rotation dropped in the last run
 
 	smu     sync.Mutex // guards sampler; never held with Daemon.mu
 	sampler sampler

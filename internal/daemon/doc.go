@@ -26,14 +26,24 @@
 // ended — follows a task whose shim died through its cgroup, and requeues
 // (up to Config.MaxAttempts) a run that was lost without an exit status.
 //
+// # Logs
+//
+// Log files are written by the root shim and read by the daemon in
+// directories only root can change, through directory descriptors that
+// never follow a symlink; a reader refuses anything but the task's regular
+// file (logdir.go). Rotation bounds each stream; retention (retention.go)
+// bounds all tasks' logs by removing ended tasks' directories, oldest
+// first, and records each removal in the task's meta.
+//
 // # Concurrency
 //
 // Daemon.mu guards the queue, the job table and the subscribers; each
 // job's sampler has its own mutex. All store writes go through one
-// committer goroutine, which batches them. Run starts the loops (committer,
-// dispatcher, sampler, one goroutine per running task) and the servers in
-// one errgroup and returns when its context is cancelled; Close then closes
-// the store. Signals are handled by the caller (internal/cli serve).
+// committer goroutine, which batches them. The log retention goroutine
+// owns its measure of the logs' disk use. Run starts the loops (committer,
+// dispatcher, sampler, log retention, one goroutine per running task) and
+// the servers in one errgroup and returns when its context is cancelled;
+// Close then closes the store. Signals are handled by the caller (internal/cli serve).
 //
 // # Seams
 //

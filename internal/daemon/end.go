@@ -94,6 +94,9 @@ func (d *Daemon) end(j *job, e task.End) {
 		r.StartedAt, r.DurationS = nil, 0
 	}
 	r.Peak, r.Mean, r.Samples = aggregate(curve)
+	if j.logDrops != nil {
+		j.meta.Logs = j.logDrops
+	}
 	if inPolicy {
 		v := res.View
 		j.meta.Retries = v.Retries
@@ -116,6 +119,7 @@ func (d *Daemon) finalize(j *job) {
 		d.mu.Unlock()
 		return
 	}
+	d.noteEnded(j.id)
 	d.mu.Lock()
 	delete(d.jobs, j.id)
 	d.dropSlotLocked(j.meta.UID)

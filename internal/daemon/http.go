@@ -7,8 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -126,7 +127,11 @@ func (d *Daemon) handleCurve(w http.ResponseWriter, r *http.Request) {
 
 // handleLogs sends a task's stdout.log or stderr.log; with follow=true it
 // keeps sending what is appended (across rotations) until the task has
-// ended and the file is drained.
+// ended and the file is drained. The daemon reads as root, so every open
+// goes through logReader's checks: a file that is not the task's regular
+// log file (a symlink, a FIFO, a device, another user's file, planted in a
+// directory an older daemon left to the user) is refused with 403 before
+// anything is sent. A file not written yet reads as empty.
 func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	t, err := d.Get(who(r), id)
@@ -143,48 +148,57 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	follow := r.URL.Query().Get("follow") == "true" || r.URL.Query().Get("follow") == "1"
-	path := filepath.Join(t.LogDir, stream+".log")
+	lr := &logReader{path: t.LogDir, name: stream + ".log", owner: t.Owner.UID}
+	defer lr.close()
+	if err := lr.open(); err != nil {
+		writeError(w, logReadError(id, lr.name, err))
+		return
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	ctx := r.Context()
-	var f *os.File
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
 	buf := make([]byte, 32<<10)
+	drain := func() bool {
+		for {
+			n, err := lr.f.Read(buf)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return false
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return true
+	}
 	for {
-		if f == nil {
-			f, _ = os.Open(path)
+		if err := lr.open(); err != nil {
+			// The reply has started: a refusal can only end it.
+			d.log.Info("log stream ended", "task", id, "file", lr.name, "err", err)
+			return
 		}
 		// Check before draining: anything written before the task ended is
 		// in the file by the time it is marked ended.
 		live := follow && d.active(id)
-		if f != nil {
-			for {
-				n, err := f.Read(buf)
-				if n > 0 {
-					if _, werr := w.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					break
-				}
+		if lr.f != nil {
+			if !drain() {
+				return
 			}
-			if fl != nil {
-				fl.Flush()
-			}
-			// Rotated? Then the old file is drained; continue with the new.
-			if st, err := os.Stat(path); err == nil {
-				if fst, ferr := f.Stat(); ferr == nil && !os.SameFile(st, fst) {
-					f.Close()
-					f = nil
-					continue
+			// Rotated? The shim closed the old file before it renamed it,
+			// so one more drain has all of it; then on to the new one.
+			if lr.rotated() {
+				if !drain() {
+					return
 				}
+				lr.f.Close()
+				lr.f = nil
+				continue
 			}
 		}
 		if !live {
@@ -196,6 +210,80 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// logReader reads one log file of a task as its owner may: see
+// logDir.openLog. Not safe for concurrent use.
+type logReader struct {
+	path  string // the task's log directory
+	name  string // stdout.log or stderr.log
+	owner uint32 // the task's user
+	dir   *logDir
+	f     *os.File
+}
+
+// open opens the directory and the file, when they exist and are not open
+// yet; it returns an error only for a failure or a refusal, not for a
+// missing file.
+func (l *logReader) open() error {
+	if l.path == "" {
+		return nil // a record made without the daemon: no logs
+	}
+	if l.dir == nil {
+		dir, err := openLogDir(l.path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		l.dir = dir
+	}
+	if l.f == nil {
+		f, err := l.dir.openLog(l.name, l.owner)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		l.f = f
+	}
+	return nil
+}
+
+// rotated reports whether the name now holds another file than the open one.
+func (l *logReader) rotated() bool {
+	st, err := l.dir.stat(l.name)
+	if err != nil {
+		return false // between the rename and the new file
+	}
+	fi, err := l.f.Stat()
+	if err != nil {
+		return false
+	}
+	fst, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && (uint64(fst.Dev) != uint64(st.Dev) || uint64(fst.Ino) != uint64(st.Ino))
+}
+
+func (l *logReader) close() {
+	if l.f != nil {
+		l.f.Close()
+	}
+	if l.dir != nil {
+		l.dir.Close()
+	}
+}
+
+// logReadError is the API error for a log file that could not be read.
+func logReadError(id, name string, err error) *api.Error {
+	if errors.Is(err, ErrUnsafeLog) {
+		why := strings.TrimSuffix(err.Error(), ": "+ErrUnsafeLog.Error())
+		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
+			Message: fmt.Sprintf("refusing to read %s of task %s: %s", name, id, why)}
+	}
+	return &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal,
+		Message: fmt.Sprintf("read %s of task %s: %v", name, id, err)}
 }
 
 // --- events ----------------------------------------------------------------

@@ -113,6 +113,7 @@ func (d *Daemon) recoverOne(r *task.Record, m meta) (string, func(), error) {
 		return "reattached", func() { d.goTracked(func() { d.follow(j, h) }) }, nil
 	case l.Exit != nil:
 		d.restore(j, phaseRunning)
+		j.logDrops = l.Logs
 		e := *l.Exit
 		return "finalized", func() { d.end(j, e) }, nil
 	case l.Procs:

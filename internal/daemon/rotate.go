@@ -1,37 +1,44 @@
 package daemon
 
 import (
-	"fmt"
+	"errors"
 	"os"
-	"path/filepath"
+	"strconv"
 	"sync"
 )
 
-// rotator is an io.Writer to a log file that, before a write would take
-// the file over max bytes, renames it to path.1 (path.1 to path.2, … up to
-// keep old files) and starts a new one. Files are mode 0600, owned by
-// uid/gid when those are ≥ 0, so the task's user can read its own logs.
+// rotator is an io.Writer to the log file name in a log directory that,
+// before a write would take the file over max bytes, renames it to name.1
+// (name.1 to name.2, … up to keep old files; the oldest is deleted) and
+// starts a new one; with keep 0 it starts the new one in its place. Files
+// are made by logDir.create (never opened by name, mode 0600, owned by
+// uid/gid when uid ≥ 0, so the task's user can read its own logs), and
+// every rename is relative to the directory's descriptor. It counts the
+// bytes it deleted: always the oldest output, so "the first Dropped()
+// bytes" of the stream are gone.
 type rotator struct {
-	path     string
+	dir      *logDir // not owned: the caller closes it after the rotator
+	name     string
 	max      int64
 	keep     int
 	uid, gid int
 
-	mu sync.Mutex // guards f and n
-	f  *os.File
-	n  int64
+	mu      sync.Mutex // guards the fields below
+	f       *os.File
+	n       int64   // bytes in f
+	old     []int64 // sizes of name.1, name.2, … (at most keep)
+	dropped int64
 }
 
-func newRotator(path string, max int64, keep, uid, gid int) (*rotator, error) {
+// newRotator starts name afresh in dir: the file and old files up to
+// name.keep left by an earlier attempt of the task are removed.
+func newRotator(dir *logDir, name string, max int64, keep, uid, gid int) (*rotator, error) {
 	if max <= 0 {
 		max = 1 << 62
 	}
-	r := &rotator{path: path, max: max, keep: max0(keep), uid: uid, gid: gid}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	if uid >= 0 {
-		if err := os.Chown(filepath.Dir(path), uid, gid); err != nil {
+	r := &rotator{dir: dir, name: name, max: max, keep: max0(keep), uid: uid, gid: gid}
+	for i := 1; i <= r.keep; i++ {
+		if err := dir.remove(r.oldName(i)); err != nil {
 			return nil, err
 		}
 	}
@@ -48,16 +55,12 @@ func max0(v int) int {
 	return v
 }
 
+func (r *rotator) oldName(i int) string { return r.name + "." + strconv.Itoa(i) }
+
 func (r *rotator) open() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	f, err := r.dir.create(r.name, r.uid, r.gid)
 	if err != nil {
 		return err
-	}
-	if r.uid >= 0 {
-		if err := f.Chown(r.uid, r.gid); err != nil {
-			f.Close()
-			return err
-		}
 	}
 	r.f, r.n = f, 0
 	return nil
@@ -69,14 +72,22 @@ func (r *rotator) rotate() error {
 	}
 	r.f = nil
 	if r.keep == 0 {
-		return r.open() // truncate: keep nothing old
+		r.dropped += r.n
+		return r.open() // keep nothing old: the new file replaces this one
 	}
-	for i := r.keep - 1; i >= 1; i-- {
-		_ = os.Rename(fmt.Sprintf("%s.%d", r.path, i), fmt.Sprintf("%s.%d", r.path, i+1))
+	if len(r.old) == r.keep {
+		r.dropped += r.old[r.keep-1] // name.keep is replaced below
+		r.old = r.old[:r.keep-1]
 	}
-	if err := os.Rename(r.path, r.path+".1"); err != nil {
+	for i := len(r.old); i >= 1; i-- {
+		if err := r.dir.rename(r.oldName(i), r.oldName(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := r.dir.rename(r.name, r.oldName(1)); err != nil {
 		return err
 	}
+	r.old = append([]int64{r.n}, r.old...)
 	return r.open()
 }
 
@@ -106,6 +117,14 @@ func (r *rotator) Write(b []byte) (int, error) {
 		b = b[n:]
 	}
 	return written, nil
+}
+
+// Dropped is how many bytes of the stream, from its start, rotation
+// deleted.
+func (r *rotator) Dropped() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
 }
 
 // Close closes the current file; it is idempotent.

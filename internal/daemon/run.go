@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -122,7 +123,7 @@ func (d *Daemon) follow(j *job, h runHandle) {
 				h.Close()
 				return
 			}
-			d.end(j, h.End())
+			d.endWithLogs(j, h)
 			return
 		case <-d.stop:
 			h.Close()
@@ -162,4 +163,16 @@ func (d *Daemon) shimRequest(j *job) shimRequest {
 		UID: j.meta.UID, GID: j.meta.GID, Groups: j.meta.Groups, SetCred: j.meta.SetCred,
 		LogDir: r.LogDir, LogMaxBytes: d.cfg.LogMaxBytes, LogKeep: d.cfg.LogKeep, CgroupRoot: d.cfg.CgroupRoot,
 	}
+}
+
+// endWithLogs ends j's run as h says, with what log rotation dropped.
+func (d *Daemon) endWithLogs(j *job, h runHandle) {
+	if ld, ok := h.(interface{ LogDrops() *api.LogsDropped }); ok {
+		if l := ld.LogDrops(); l != nil {
+			d.mu.Lock()
+			j.logDrops = l
+			d.mu.Unlock()
+		}
+	}
+	d.end(j, h.End())
 }

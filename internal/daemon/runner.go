@@ -3,6 +3,7 @@ package daemon
 import (
 	"time"
 
+	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -36,11 +37,12 @@ type runner interface {
 
 // leftover is what Inspect found of a run.
 type leftover struct {
-	Dir       bool      // a run directory exists
-	ShimAlive bool      // a shim holds the run's lock
-	Exit      *task.End // the shim recorded how the run ended
-	Started   bool      // the shim recorded the start
-	Procs     bool      // the task's cgroup still has processes
+	Dir       bool             // a run directory exists
+	ShimAlive bool             // a shim holds the run's lock
+	Exit      *task.End        // the shim recorded how the run ended
+	Logs      *api.LogsDropped // and what log rotation dropped
+	Started   bool             // the shim recorded the start
+	Procs     bool             // the task's cgroup still has processes
 }
 
 // runHandle follows one run. Its channels close in order: Started (if the

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/executor"
 	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/task"
@@ -279,6 +280,7 @@ func (rt *shimRunner) Inspect(id string) leftover {
 	if x, err := readExit(dir); err == nil {
 		e := x.end()
 		l.Exit = &e
+		l.Logs = logDrops(dir)
 	}
 	_, err := os.Stat(filepath.Join(dir, runStartedFile))
 	l.Started = err == nil
@@ -504,3 +506,22 @@ func (rt *shimRunner) Kill(id string) error {
 	}
 	return p.Kill()
 }
+
+// logDrops reads what log rotation dropped from dir's exit.json.
+func logDrops(dir string) *api.LogsDropped {
+	x, err := readExit(dir)
+	if err != nil {
+		return nil
+	}
+	a, b := x.LogDroppedBytes["stdout"], x.LogDroppedBytes["stderr"]
+	if a == 0 && b == 0 {
+		return nil
+	}
+	return &api.LogsDropped{StdoutBytes: a, StderrBytes: b}
+}
+
+// LogDrops says what log rotation dropped; valid once Done closed.
+func (h *shimRun) LogDrops() *api.LogsDropped { return logDrops(h.dir) }
+
+// LogDrops says what log rotation dropped; valid once Done closed.
+func (h *pollRun) LogDrops() *api.LogsDropped { return logDrops(h.dir) }

@@ -378,6 +378,7 @@ func toAPI(r *task.Record, m meta) api.Task {
 		SubmittedAt: r.SubmittedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, DurationS: r.DurationS,
 		InputBytes: r.InputBytes, LogDir: r.LogDir, Owner: api.Owner{UID: m.UID, GID: m.GID}, Attempt: m.Attempt,
 		Priority: m.Priority, Retries: m.Retries, Prediction: m.Prediction, Allocations: m.Allocations,
+		LogsDropped: m.Logs,
 	}
 }
 

@@ -80,6 +80,10 @@ type shimExit struct {
 	WaitError  string    `json:"wait_error,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
+	// LogDroppedBytes counts, by stream ("stdout", "stderr"), the output
+	// rotation deleted: the first bytes of the stream, beyond LogKeep old
+	// files of LogMaxBytes.
+	LogDroppedBytes map[string]int64 `json:"log_dropped_bytes,omitempty"`
 }
 
 // RunShim is the body of the hidden `prescient shim RUNDIR` command: the
@@ -91,7 +95,8 @@ type shimExit struct {
 // follows it — before it removes the task's cgroup and exits. So a task's
 // cgroup never outlives its shim, whether or not a daemon is there.
 // SIGTERM cancels the task. The task's output goes through the shim into
-// size-capped, rotated log files owned by the task's user.
+// size-capped, rotated log files owned by the task's user, in a log
+// directory owned by root that the user cannot change (see logdir.go).
 func RunShim(runDir string) error {
 	// Descriptors 3 and 4 came from the daemon without close-on-exec; the
 	// task must inherit neither (the lock would outlive the shim).
@@ -151,12 +156,17 @@ func RunShim(runDir string) error {
 		uid, gid = int(req.UID), int(req.GID)
 		cred = &syscall.Credential{Uid: req.UID, Gid: req.GID, Groups: req.Groups}
 	}
-	stdout, err := newRotator(filepath.Join(req.LogDir, "stdout.log"), req.LogMaxBytes, req.LogKeep, uid, gid)
+	logs, err := makeLogDir(req.LogDir)
+	if err != nil {
+		return startFailed(fmt.Errorf("log dir: %w", err))
+	}
+	defer logs.Close() // after the rotators (deferred later, run earlier)
+	stdout, err := newRotator(logs, "stdout.log", req.LogMaxBytes, req.LogKeep, uid, gid)
 	if err != nil {
 		return startFailed(fmt.Errorf("log file: %w", err))
 	}
 	defer stdout.Close()
-	stderr, err := newRotator(filepath.Join(req.LogDir, "stderr.log"), req.LogMaxBytes, req.LogKeep, uid, gid)
+	stderr, err := newRotator(logs, "stderr.log", req.LogMaxBytes, req.LogKeep, uid, gid)
 	if err != nil {
 		return startFailed(fmt.Errorf("log file: %w", err))
 	}
@@ -188,6 +198,9 @@ func RunShim(runDir string) error {
 	}
 	_ = stdout.Close()
 	_ = stderr.Close()
+	if a, b := stdout.Dropped(), stderr.Dropped(); a > 0 || b > 0 {
+		x.LogDroppedBytes = map[string]int64{"stdout": a, "stderr": b}
+	}
 	if err := finish(); err != nil {
 		return err
 	}
