@@ -120,7 +120,12 @@ func serve(ctx context.Context, g *globals, cfg daemon.Config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stderr, "prescient: serving on %s (state in %s)\n", cfg.Socket, cfg.StateDir)
+	capacity, warnings := d.Capacity()
+	for _, w := range warnings {
+		fmt.Fprintf(g.stderr, "prescient: warning: %s\n", w)
+	}
+	fmt.Fprintf(g.stderr, "prescient: serving on %s (state in %s); tasks may use %.2f cores and %.0f MB (policy %s)\n",
+		cfg.Socket, cfg.StateDir, capacity.CPUCores, capacity.MemoryMB, cfg.Policy)
 	runErr := d.Run(ctx)
 	if err := d.Close(); err != nil && runErr == nil {
 		runErr = err

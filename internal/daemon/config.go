@@ -252,29 +252,43 @@ const (
 	reserveMemMaxMB = 4096
 )
 
-// Capacity is what tasks may reserve: the machine (runtime.NumCPU cores,
-// MemTotal) minus the system reserve, capped by cpu and memMB where those
-// are positive.
-func Capacity(cpu, memMB float64) (api.Resources, error) {
+// Capacity is what tasks may reserve. By default the machine
+// (runtime.NumCPU cores, MemTotal) minus the system reserve; an explicit
+// cpu or memMB (> 0) is honoured exactly, as the operator asked — with a
+// warning when it eats into the system reserve, and refused when it is
+// more than the machine has.
+func Capacity(cpu, memMB float64) (c api.Resources, warnings []string, err error) {
 	cores := float64(runtime.NumCPU())
 	total, err := memTotalMB()
 	if err != nil {
-		return api.Resources{}, err
+		return api.Resources{}, nil, err
 	}
-	c := api.Resources{
+	c = api.Resources{
 		CPUCores: cores - max(cores*reserveCPUFrac, reserveCPUMin),
 		MemoryMB: total - min(max(total*reserveMemFrac, reserveMemMinMB), reserveMemMaxMB),
 	}
 	if cpu > 0 {
-		c.CPUCores = min(c.CPUCores, cpu)
+		if cpu > cores+1e-9 {
+			return c, nil, fmt.Errorf("--cpu %g is more than the machine's %g cores: %w", cpu, cores, ErrConfig)
+		}
+		if cpu > c.CPUCores+1e-9 {
+			warnings = append(warnings, fmt.Sprintf("--cpu %g leaves less than the system reserve (%.2f cores) for the kernel, the daemon and everything else", cpu, cores-c.CPUCores))
+		}
+		c.CPUCores = cpu
 	}
 	if memMB > 0 {
-		c.MemoryMB = min(c.MemoryMB, memMB)
+		if memMB > total+1e-9 {
+			return c, nil, fmt.Errorf("--memory %.0f MB is more than the machine's %.0f MB: %w", memMB, total, ErrConfig)
+		}
+		if memMB > c.MemoryMB+1e-9 {
+			warnings = append(warnings, fmt.Sprintf("--memory %.0f MB leaves less than the system reserve (%.0f MB) for the kernel, the daemon and everything else", memMB, total-c.MemoryMB))
+		}
+		c.MemoryMB = memMB
 	}
 	if c.CPUCores <= 0 || c.MemoryMB <= 0 {
-		return c, fmt.Errorf("no capacity left after the system reserve (%.2f cores, %.0f MB): %w", c.CPUCores, c.MemoryMB, ErrConfig)
+		return c, nil, fmt.Errorf("no capacity left after the system reserve (%.2f cores, %.0f MB): %w", c.CPUCores, c.MemoryMB, ErrConfig)
 	}
-	return c, nil
+	return c, warnings, nil
 }
 
 // memTotalMB reads MemTotal from /proc/meminfo, in MiB.

@@ -37,6 +37,8 @@ type Daemon struct {
 	pol    Policy
 	start  time.Time
 
+	capWarnings []string // what Capacity said of the operator's --cpu/--memory
+
 	writes     chan *writeReq
 	wake       chan struct{}
 	stop       chan struct{} // closed when the internal loops must end
@@ -66,12 +68,12 @@ func New(cfg Config) (*Daemon, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	capacity, err := Capacity(cfg.CPU, cfg.MemoryMB)
+	capacity, warnings, err := Capacity(cfg.CPU, cfg.MemoryMB)
 	if err != nil {
 		return nil, err
 	}
 	d := &Daemon{
-		cfg: cfg, log: cfg.Logger, start: time.Now(),
+		cfg: cfg, log: cfg.Logger, start: time.Now(), capWarnings: warnings,
 		writes: make(chan *writeReq, 8192), commitDone: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}), logWake: make(chan struct{}, 1),
 		jobs: map[string]*job{}, subs: map[*subscriber]struct{}{}, conns: map[uint32]int{}, perUser: map[uint32]int{},
 	}
@@ -256,3 +258,7 @@ type sampler interface {
 }
 
 var _ sampler = (*profile.Sampler)(nil)
+
+// Capacity is what tasks may reserve on this node, and warnings about how
+// the operator set it.
+func (d *Daemon) Capacity() (api.Resources, []string) { return d.capacity(), d.capWarnings }

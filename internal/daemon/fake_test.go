@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"runtime"
 
 	"sync"
 	"testing"
@@ -314,5 +315,22 @@ func (f *fixture) waitStarts(id string, n int) {
 			f.t.Fatalf("task %s started %d times, want %d: %+v; node %+v", id, f.rt.startCount(id), n, tk, f.d.Node())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCapacityHonoured: an explicit --cpu/--memory is what tasks get, even
+// into the system reserve (with a warning); more than the machine is
+// refused.
+func TestCapacityHonoured(t *testing.T) {
+	cores := float64(runtime.NumCPU())
+	c, warn, err := Capacity(cores, 0)
+	if err != nil || c.CPUCores != cores || len(warn) != 1 {
+		t.Errorf("Capacity(%g) = %+v, %v, %v; want all the cores and a warning", cores, c, warn, err)
+	}
+	if c, warn, err := Capacity(0.5, 100); err != nil || c.CPUCores != 0.5 || c.MemoryMB != 100 || len(warn) != 0 {
+		t.Errorf("Capacity(0.5, 100) = %+v, %v, %v", c, warn, err)
+	}
+	if _, _, err := Capacity(cores+1, 0); !errors.Is(err, ErrConfig) {
+		t.Errorf("Capacity above the machine: %v, want ErrConfig", err)
 	}
 }
