@@ -53,13 +53,14 @@ type Daemon struct {
 	logEnded []string      // tasks ended since the retention loop last looked
 	logWake  chan struct{} // wakes the retention loop (capacity 1)
 
-	mu      sync.Mutex // guards the fields below and the job fields marked so
-	jobs    map[string]*job
-	running int            // jobs dispatched and not yet ended
-	perUser map[uint32]int // jobs not ended, by owner
-	subs    map[*subscriber]struct{}
-	closed  bool
-	retry   []*job // ended runs whose final record could not be stored yet
+	mu         sync.Mutex // guards the fields below and the job fields marked so
+	jobs       map[string]*job
+	running    int            // jobs dispatched and not yet ended
+	perUser    map[uint32]int // jobs not ended, by owner
+	subs       map[*subscriber]struct{}
+	closed     bool
+	retry      []*job    // ended runs whose final record could not be stored yet
+	pauseUntil time.Time // no start before: the state directory was full
 }
 
 // New opens the state directory, the runner and the policy. It does not
@@ -215,6 +216,7 @@ type job struct {
 	limits    task.Limits
 	held      *sched.Start     // a start the policy chose while the job was requeuing
 	logDrops  *api.LogsDropped // what log rotation dropped in the last run
+	freeRetry bool             // the next lost run does not count as an attempt
 
 	smu     sync.Mutex // guards sampler; never held with Daemon.mu
 	sampler sampler

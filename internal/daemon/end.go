@@ -29,6 +29,15 @@ import (
 // A final record that cannot be stored (the state directory is full) keeps
 // the job in memory and is retried (retryEnds); it is never dropped.
 func (d *Daemon) end(j *job, e task.End) {
+	if e.StartKind == task.KindNoSpace && !e.Cancelled {
+		// The shim could not prepare the run on a full state directory:
+		// not the task's fault, so a rerun that costs no attempt.
+		e = task.End{Lost: "its run could not be prepared: " + e.StartError, FinishedAt: e.FinishedAt}
+		d.mu.Lock()
+		j.freeRetry = true
+		d.pauseUntil = time.Now().Add(noSpacePause)
+		d.mu.Unlock()
+	}
 	lost := e.Lost != ""
 	d.mu.Lock()
 	if j.ending {
@@ -42,7 +51,10 @@ func (d *Daemon) end(j *job, e task.End) {
 	e.MemoryLimitMB = j.limits.MemoryMB
 	rerun := false
 	if lost && !e.Cancelled {
-		j.meta.Attempt++
+		if !j.freeRetry {
+			j.meta.Attempt++
+		}
+		j.freeRetry = false
 		if j.meta.Attempt < d.cfg.MaxAttempts {
 			rerun = true
 			e.Lost = fmt.Sprintf("attempt %d lost: %s; requeued", j.meta.Attempt, e.Lost)

@@ -35,7 +35,7 @@ func (d *Daemon) dispatcher() {
 func (d *Daemon) dispatch() {
 	d.mu.Lock()
 	n := d.cfg.MaxRunning - d.running
-	if n <= 0 || d.closed {
+	if n <= 0 || d.closed || time.Now().Before(d.pauseUntil) {
 		d.mu.Unlock()
 		return
 	}
@@ -71,6 +71,10 @@ func (d *Daemon) dispatch() {
 	}
 }
 
+// noSpacePause is how long nothing starts after a run could not be
+// prepared because the state directory was full.
+const noSpacePause = 2 * time.Second
+
 // startRun starts j's run through the runner and follows it.
 func (d *Daemon) startRun(j *job) {
 	d.mu.Lock()
@@ -85,7 +89,12 @@ func (d *Daemon) startRun(j *job) {
 	if err != nil {
 		d.log.Error("start the task's shim", "task", j.id, "err", err)
 		if noSpace(err) {
-			// Not the task's fault: it goes back to the queue.
+			// Not the task's fault: it goes back to the queue, without
+			// counting an attempt, and nothing starts for a while.
+			d.mu.Lock()
+			j.freeRetry = true
+			d.pauseUntil = time.Now().Add(noSpacePause)
+			d.mu.Unlock()
 			d.end(j, task.End{Lost: fmt.Sprintf("its run could not be prepared: the state directory is full (%v)", err), FinishedAt: time.Now()})
 			return
 		}

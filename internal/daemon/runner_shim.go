@@ -150,6 +150,7 @@ type shimRun struct {
 
 	started, exited, done chan struct{}
 	startedAt             time.Time // written before started closes
+	piped                 *shimExit // the "exit" line, if one came; written before exited closes
 
 	ackOnce   sync.Once
 	closeOnce sync.Once
@@ -159,8 +160,17 @@ func (h *shimRun) read() {
 	defer h.wg.Done()
 	startedOpen, exitedOpen := true, true
 	sc := bufio.NewScanner(h.status)
+	sc.Buffer(make([]byte, 4096), 1<<20)
 	for sc.Scan() {
-		switch sc.Text() {
+		line := sc.Text()
+		if data, ok := strings.CutPrefix(line, "exit "); ok {
+			var x shimExit
+			if json.Unmarshal([]byte(data), &x) == nil {
+				h.piped = &x
+			}
+			continue
+		}
+		switch line {
 		case "started":
 			if startedOpen {
 				h.startedAt = readStartedAt(h.dir)
@@ -184,7 +194,15 @@ func (h *shimRun) Started() <-chan struct{} { return h.started }
 func (h *shimRun) StartedAt() time.Time     { return h.startedAt }
 func (h *shimRun) Exited() <-chan struct{}  { return h.exited }
 func (h *shimRun) Done() <-chan struct{}    { return h.done }
-func (h *shimRun) End() task.End            { return readEnd(h.dir) }
+
+// End reads exit.json; when the shim could not write it (a full state
+// directory), the status it sent on the pipe.
+func (h *shimRun) End() task.End {
+	if _, err := readExit(h.dir); err != nil && h.piped != nil {
+		return h.piped.end()
+	}
+	return readEnd(h.dir)
+}
 
 func (h *shimRun) Ack() {
 	h.ackOnce.Do(func() {
@@ -245,7 +263,9 @@ func readExit(dir string) (*shimExit, error) {
 // killed the task because it was told to cancel it.
 func (x *shimExit) end() task.End {
 	kind := task.ErrorKind(x.ErrorKind)
-	if kind != task.KindNotFound && kind != task.KindNotExecutable {
+	switch kind {
+	case task.KindNotFound, task.KindNotExecutable, task.KindNoSpace:
+	default:
 		kind = task.KindStart // also "other", written by older shims
 	}
 	e := task.End{

@@ -34,7 +34,7 @@ const (
 
 // The shim's inherited descriptors (exec.Cmd.ExtraFiles).
 const (
-	shimStatusFD = 3 // a pipe to the daemon: "started\n", then "exited\n"
+	shimStatusFD = 3 // a pipe to the daemon: "started", "exit <exit.json>", "exited" lines
 	shimLockFD   = 4 // the run directory's lock, held for the shim's life
 	shimAckFD    = 5 // a pipe from the daemon: "ack\n" once it sampled the ended task
 )
@@ -109,9 +109,6 @@ func RunShim(runDir string) error {
 			_, _ = status.WriteString(msg + "\n") // EPIPE once the daemon is gone: fine
 		}
 	}
-	if err := writeFileAtomic(filepath.Join(runDir, runPIDFile), []byte(strconv.Itoa(os.Getpid())), false); err != nil {
-		return err
-	}
 	var req shimRequest
 	b, err := os.ReadFile(filepath.Join(runDir, runRequestFile))
 	if err != nil {
@@ -125,14 +122,20 @@ func RunShim(runDir string) error {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
 
 	x := shimExit{}
+	// finish records how the task ended: on the status pipe first (so a
+	// daemon that follows us knows even when the state directory is full),
+	// then in exit.json, the durable copy; "exited" follows either way.
+	var writeErr error
 	finish := func() error {
 		x.FinishedAt = time.Now()
 		data, err := json.Marshal(x)
 		if err != nil {
 			return err
 		}
+		notify("exit " + string(data))
 		if err := writeFileAtomic(filepath.Join(runDir, runExitFile), data, true); err != nil {
-			return fmt.Errorf("shim: write exit status: %w", err)
+			writeErr = fmt.Errorf("shim: write exit status: %w", err)
+			fmt.Fprintln(os.Stderr, writeErr)
 		}
 		notify("exited")
 		return nil
@@ -140,8 +143,14 @@ func RunShim(runDir string) error {
 	startFailed := func(err error) error {
 		x.StartError = err.Error()
 		x.ErrorKind = string(executor.StartErrorKind(err))
+		if noSpace(err) {
+			x.ErrorKind = string(task.KindNoSpace) // not the task's fault: the daemon requeues it
+		}
 		x.Killed = ctx.Err() != nil
 		return finish()
+	}
+	if err := writeFileAtomic(filepath.Join(runDir, runPIDFile), []byte(strconv.Itoa(os.Getpid())), false); err != nil {
+		return startFailed(fmt.Errorf("write %s: %w", runPIDFile, err))
 	}
 
 	ex, err := executor.New(executor.Config{Root: req.CgroupRoot})
@@ -172,6 +181,16 @@ func RunShim(runDir string) error {
 	}
 	defer stderr.Close()
 
+	// started.json is written before the task's first instruction: from
+	// here on the run may have started, which is what a restarted daemon
+	// must assume; a task never starts unless that is on disk.
+	writeStarted := func(pid int, at time.Time) error {
+		st, _ := json.Marshal(shimStarted{ShimPID: os.Getpid(), PID: pid, StartedAt: at})
+		return writeFileAtomic(filepath.Join(runDir, runStartedFile), st, false)
+	}
+	if err := writeStarted(0, time.Now()); err != nil {
+		return startFailed(fmt.Errorf("write %s: %w", runStartedFile, err))
+	}
 	env := append(append([]string(nil), req.Env...), "PRESCIENT_TASK_ID="+req.ID)
 	p, err := ex.Start(ctx, executor.StartOptions{
 		ID: req.ID, Argv: req.Argv, Env: env, Dir: req.Dir, Limits: req.Limits,
@@ -181,12 +200,7 @@ func RunShim(runDir string) error {
 		return startFailed(err)
 	}
 	x.Started, x.StartedAt = true, time.Now()
-	st, _ := json.Marshal(shimStarted{ShimPID: os.Getpid(), PID: p.Pid(), StartedAt: x.StartedAt})
-	if err := writeFileAtomic(filepath.Join(runDir, runStartedFile), st, false); err != nil {
-		_ = p.Kill()
-		_, _ = p.Wait()
-		return startFailed(fmt.Errorf("write started.json: %w", err))
-	}
+	_ = writeStarted(p.Pid(), x.StartedAt) // the pid, if there is room; the first copy stands otherwise
 	notify("started")
 	ex2, werr := p.Wait()
 	x.Code, x.OOMKilled, x.OOMKills, x.Killed = ex2.Code, ex2.OOMKilled, ex2.OOMKills, ex2.Killed
@@ -209,7 +223,7 @@ func RunShim(runDir string) error {
 	if err := p.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "shim: remove the task's cgroup: %v\n", err)
 	}
-	return nil
+	return writeErr
 }
 
 // waitAck waits for the daemon's "ack" on ack, its end (the daemon is

@@ -19,6 +19,7 @@ const (
 	KindNotFound      ErrorKind = "not_found"      // the program (or working directory) does not exist
 	KindNotExecutable ErrorKind = "not_executable" // the program is not executable
 	KindStart         ErrorKind = "start"          // Prescient could not start it (cgroup, limits, files)
+	KindNoSpace       ErrorKind = "no_space"       // its run could not be prepared: the state directory was full
 	KindCancelled     ErrorKind = "cancelled"      // the user cancelled it
 	KindLost          ErrorKind = "lost"           // its run was lost: no exit status was recorded
 	KindEvicted       ErrorKind = "evicted"        // killed to relieve memory pressure, not requeued
