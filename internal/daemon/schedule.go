@@ -17,6 +17,7 @@ import (
 	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/predict"
 	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
@@ -75,7 +76,7 @@ func (d *Daemon) setupSched() error {
 		return fmt.Errorf("predictor: %w", err)
 	}
 	led, err := ledger.New(ledger.Config{
-		Capacity:  ledger.Vector{d.cap.CPUCores, d.cap.MemoryMB, ledger.DefaultIOPS, ledger.DefaultNetMbps},
+		Capacity:  resource.Vector{d.cap.CPUCores, d.cap.MemoryMB, ledger.DefaultIOPS, ledger.DefaultNetMbps},
 		SlotWidth: time.Second, Horizon: 4 * time.Hour, // 16,384 slots (2.6 MB); longer curves are planned in part (sched.planSpan) Start: time.Now(),
 	}, d.log)
 	if err != nil {
@@ -214,7 +215,7 @@ func schedTask(j *job) sched.Task {
 	return sched.Task{
 		ID: r.ID, Priority: j.meta.Priority,
 		Features: sched.Features{Signature: r.Signature, Code: j.meta.Code, InputSize: float64(r.InputBytes),
-			Requests: ledger.Vector{j.meta.Requests.CPUCores, j.meta.Requests.MemoryMB}},
+			Requests: resource.Vector{j.meta.Requests.CPUCores, j.meta.Requests.MemoryMB}},
 		Cap: r.Spec.Limits,
 	}
 }
@@ -282,7 +283,7 @@ func (d *Daemon) startSession(j *job) {
 		}
 	}
 	u := d.sch.Usage()
-	load := predict.Load{CPU: u.Used[ledger.CPU] / u.Capacity[ledger.CPU], Memory: u.Used[ledger.Memory] / u.Capacity[ledger.Memory], Running: u.Running}
+	load := predict.Load{CPU: u.Used[resource.CPU] / u.Capacity[resource.CPU], Memory: u.Used[resource.Memory] / u.Capacity[resource.Memory], Running: u.Running}
 	if s, err := d.eng.Start(predict.Features{Signature: t.Features.Signature, Code: t.Features.Code, InputSize: t.Features.InputSize}, load); err == nil {
 		if j.sess != nil {
 			j.sess.Close()
@@ -294,11 +295,11 @@ func (d *Daemon) startSession(j *job) {
 // observe feeds one sample to the live session and the scheduler's
 // monitor. Caller holds j.smu.
 func (d *Daemon) observe(j *job, s profile.Sample, now time.Time) {
-	used := ledger.Vector{s.CPUPct / 100, s.MemoryMB, s.IOPS, s.NetMbps()}
+	used := resource.Vector{s.CPUPct / 100, s.MemoryMB, s.IOPS, s.NetMbps()}
 	for i := range used {
 		used[i] = finite(used[i])
 	}
-	var ahead ledger.Vector
+	var ahead resource.Vector
 	if j.sess != nil {
 		j.sess.Observe(s)
 		p := j.sess.Predict(d.monitorWindow())
@@ -395,8 +396,8 @@ func predictionOf(v sched.View) *api.Prediction {
 	return p
 }
 
-func amounts(v ledger.Vector) api.Amounts {
-	return api.Amounts{CPUCores: v[ledger.CPU], MemoryMB: v[ledger.Memory], IOPS: v[ledger.IO], NetMbps: v[ledger.Net]}
+func amounts(v resource.Vector) api.Amounts {
+	return api.Amounts{CPUCores: v[resource.CPU], MemoryMB: v[resource.Memory], IOPS: v[resource.IO], NetMbps: v[resource.Net]}
 }
 
 func allocationsOf(v sched.View) []api.Allocation {
@@ -430,13 +431,13 @@ func (d *Daemon) withSched(t *api.Task) {
 // nodeSched fills the per-dimension view of the node.
 func (d *Daemon) nodeSched(n *api.NodeStatus) {
 	u := d.sch.Usage()
-	n.Capacity = api.Resources{CPUCores: u.Capacity[ledger.CPU], MemoryMB: u.Capacity[ledger.Memory]}
-	n.Used = api.Resources{CPUCores: u.Committed[ledger.CPU], MemoryMB: u.Committed[ledger.Memory]}
+	n.Capacity = api.Resources{CPUCores: u.Capacity[resource.CPU], MemoryMB: u.Capacity[resource.Memory]}
+	n.Used = api.Resources{CPUCores: u.Committed[resource.CPU], MemoryMB: u.Committed[resource.Memory]}
 	n.Reserved = u.Reserved
 	n.ModelVersion = int(d.modelVersion.Load())
 	n.Dims = map[string]api.DimUsage{}
-	for dim := range ledger.NumDims {
-		n.Dims[dim.String()] = api.DimUsage{Capacity: u.Capacity[dim], Committed: u.Committed[dim],
+	for dim := range resource.NumDims {
+		n.Dims[apiDimKey(dim)] = api.DimUsage{Capacity: u.Capacity[dim], Committed: u.Committed[dim],
 			SoftReserved: u.SoftNow[dim], SoftPeak: u.SoftPeak[dim], Used: u.Used[dim]}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // Defaults for the dimensions Detect cannot measure. The node's disk and NIC
@@ -22,21 +24,21 @@ const (
 type NodeConfig struct {
 	// Reserve is kept back for the system (kernel, daemon, sshd):
 	// subtracted from what is detected. Zero reserves nothing.
-	Reserve Vector
+	Reserve resource.Vector
 	// Cap bounds capacity per dimension (serve --cpu/--memory); a zero
 	// dimension is not capped.
-	Cap Vector
+	Cap resource.Vector
 }
 
 // Capacity is detected − Reserve, capped by Cap. CPU and memory must come
 // out positive; IO and network may be zero (nothing may reserve them).
-func (n NodeConfig) Capacity(detected Vector) (Vector, error) {
+func (n NodeConfig) Capacity(detected resource.Vector) (resource.Vector, error) {
 	for _, v := range []struct {
 		name string
-		v    Vector
+		v    resource.Vector
 	}{{"detected", detected}, {"reserve", n.Reserve}, {"cap", n.Cap}} {
-		if err := v.v.validate(); err != nil {
-			return Vector{}, fmt.Errorf("node %s: %w", v.name, err)
+		if err := validAmounts(v.v); err != nil {
+			return resource.Vector{}, fmt.Errorf("node %s: %w", v.name, err)
 		}
 	}
 	c := detected.Sub(n.Reserve)
@@ -46,8 +48,8 @@ func (n NodeConfig) Capacity(detected Vector) (Vector, error) {
 		}
 		c[d] = max(c[d], 0)
 	}
-	if c[CPU] <= 0 || c[Memory] <= 0 {
-		return Vector{}, fmt.Errorf("node capacity %v after reserving %v: cpu and memory must be positive", c, n.Reserve)
+	if c[resource.CPU] <= 0 || c[resource.Memory] <= 0 {
+		return resource.Vector{}, fmt.Errorf("node capacity %v after reserving %v: cpu and memory must be positive", c, n.Reserve)
 	}
 	return c, nil
 }

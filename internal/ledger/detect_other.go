@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // Detect is only implemented on Linux; elsewhere configure the capacity
 // explicitly. It still validates its arguments.
-func Detect(iops, netMbps float64) (Vector, error) {
+func Detect(iops, netMbps float64) (resource.Vector, error) {
 	if _, _, err := withIONetDefaults(iops, netMbps); err != nil {
-		return Vector{}, fmt.Errorf("detect: %w", err)
+		return resource.Vector{}, fmt.Errorf("detect: %w", err)
 	}
-	return Vector{}, fmt.Errorf("detect: memory on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+	return resource.Vector{}, fmt.Errorf("detect: memory on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
