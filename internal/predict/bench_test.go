@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/rnn"
 	"github.com/prescient-sched/prescient/internal/trace"
 )
@@ -134,7 +135,7 @@ func BenchmarkTrainGoogle2011(b *testing.B) {
 	}
 	for b.Loop() {
 		var wg sync.WaitGroup
-		for _, d := range []trace.Dim{trace.CPU, trace.Memory} {
+		for _, d := range []resource.Dim{resource.CPU, resource.Memory} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
