@@ -114,22 +114,22 @@ func (p enginePredictor) Predict(f sched.Features) (ledger.Curve, string) {
 // IO ops/s, Mbps) to a ledger curve (cores, MiB, ops/s, Mbps).
 func curveOf(pr predict.Prediction) ledger.Curve {
 	n := 0
-	for d := range predict.NumDims {
+	for d := range resource.NumDims {
 		n = max(n, len(pr.Whole[d].P50))
 	}
-	step := pr.Whole[predict.DimMemory].Step
+	step := pr.Whole[resource.Memory].Step
 	if n == 0 || step <= 0 {
 		return ledger.Curve{}
 	}
 	per := (n + ledger.MaxSteps - 1) / ledger.MaxSteps // merge buckets beyond MaxSteps
-	scale := [predict.NumDims]float64{0.01, 1, 1, 1}
+	scale := [resource.NumDims]float64{0.01, 1, 1, 1}
 	c := ledger.Curve{}
 	if pr.UpperQ > 0.5 && pr.UpperQ < 1 {
 		c.HiQ = pr.UpperQ
 	}
 	for i := 0; i < n; i += per {
 		st := ledger.Step{Dur: step * time.Duration(min(per, n-i))}
-		for d := range predict.NumDims {
+		for d := range resource.NumDims {
 			w := pr.Whole[d]
 			for k := i; k < min(i+per, len(w.P50)); k++ {
 				st.P50[d] = max(st.P50[d], finite(w.P50[k])*scale[d])
@@ -303,8 +303,8 @@ func (d *Daemon) observe(j *job, s profile.Sample, now time.Time) {
 	if j.sess != nil {
 		j.sess.Observe(s)
 		p := j.sess.Predict(d.monitorWindow())
-		scale := [predict.NumDims]float64{0.01, 1, 1, 1}
-		for dim := range predict.NumDims {
+		scale := [resource.NumDims]float64{0.01, 1, 1, 1}
+		for dim := range resource.NumDims {
 			for _, x := range p.Short[dim].Upper {
 				ahead[dim] = max(ahead[dim], finite(x)*scale[dim])
 			}
