@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -330,37 +329,4 @@ func (d *Daemon) poke() {
 	case d.wake <- struct{}{}:
 	default:
 	}
-}
-
-// --- aggregation of a curve into peak and mean ------------------------------
-
-func aggregate(ss []profile.Sample) (peak, mean task.Stats, n int) {
-	var cnt [4]int
-	var sum, pk [4]float64
-	for _, s := range ss {
-		vals := [4]float64{s.CPUPct, s.MemoryMB, s.IOPS, s.NetMbps()}
-		for i, dim := range [4]profile.Dim{profile.CPU, profile.Memory, profile.IO, profile.Net} {
-			if !s.Avail.Has(dim) || math.IsNaN(vals[i]) {
-				continue
-			}
-			cnt[i]++
-			sum[i] += vals[i]
-			pk[i] = max(pk[i], vals[i])
-		}
-	}
-	p := func(i int, v float64) *float64 {
-		if cnt[i] == 0 {
-			return nil
-		}
-		return &v
-	}
-	m := func(i int) float64 {
-		if cnt[i] == 0 {
-			return 0
-		}
-		return sum[i] / float64(cnt[i])
-	}
-	peak = task.Stats{CPUPct: p(0, pk[0]), MemoryMB: p(1, pk[1]), IOPS: p(2, pk[2]), NetMbps: p(3, pk[3])}
-	mean = task.Stats{CPUPct: p(0, m(0)), MemoryMB: p(1, m(1)), IOPS: p(2, m(2)), NetMbps: p(3, m(3))}
-	return peak, mean, len(ss)
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/prescient-sched/prescient/internal/executor"
 	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/predict"
-	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
@@ -110,8 +109,7 @@ func (p enginePredictor) Predict(f sched.Features) (ledger.Curve, string) {
 	return curveOf(pr), "history/" + string(pr.Source)
 }
 
-// curveOf converts a prediction's whole-run curves (CPU in %, memory MB,
-// IO ops/s, Mbps) to a ledger curve (cores, MiB, ops/s, Mbps).
+// curveOf converts a prediction's whole-run curves to a ledger curve.
 func curveOf(pr predict.Prediction) ledger.Curve {
 	n := 0
 	for d := range resource.NumDims {
@@ -122,7 +120,6 @@ func curveOf(pr predict.Prediction) ledger.Curve {
 		return ledger.Curve{}
 	}
 	per := (n + ledger.MaxSteps - 1) / ledger.MaxSteps // merge buckets beyond MaxSteps
-	scale := [resource.NumDims]float64{0.01, 1, 1, 1}
 	c := ledger.Curve{}
 	if pr.UpperQ > 0.5 && pr.UpperQ < 1 {
 		c.HiQ = pr.UpperQ
@@ -132,8 +129,8 @@ func curveOf(pr predict.Prediction) ledger.Curve {
 		for d := range resource.NumDims {
 			w := pr.Whole[d]
 			for k := i; k < min(i+per, len(w.P50)); k++ {
-				st.P50[d] = max(st.P50[d], finite(w.P50[k])*scale[d])
-				st.PHi[d] = max(st.PHi[d], finite(w.Upper[k])*scale[d])
+				st.P50[d] = max(st.P50[d], finite(w.P50[k]))
+				st.PHi[d] = max(st.PHi[d], finite(w.Upper[k]))
 			}
 			st.PHi[d] = max(st.PHi[d], st.P50[d])
 		}
@@ -294,19 +291,15 @@ func (d *Daemon) startSession(j *job) {
 
 // observe feeds one sample to the live session and the scheduler's
 // monitor. Caller holds j.smu.
-func (d *Daemon) observe(j *job, s profile.Sample, now time.Time) {
-	used := resource.Vector{s.CPUPct / 100, s.MemoryMB, s.IOPS, s.NetMbps()}
-	for i := range used {
-		used[i] = finite(used[i])
-	}
+func (d *Daemon) observe(j *job, s resource.Sample, now time.Time) {
+	used := s.Vector().Finite()
 	var ahead resource.Vector
 	if j.sess != nil {
 		j.sess.Observe(s)
 		p := j.sess.Predict(d.monitorWindow())
-		scale := [resource.NumDims]float64{0.01, 1, 1, 1}
 		for dim := range resource.NumDims {
 			for _, x := range p.Short[dim].Upper {
-				ahead[dim] = max(ahead[dim], finite(x)*scale[dim])
+				ahead[dim] = max(ahead[dim], finite(x))
 			}
 		}
 	}
@@ -325,7 +318,7 @@ func (d *Daemon) monitorWindow() time.Duration {
 // finishSched tells the scheduler how j's run ended. It returns true when
 // the scheduler requeued the task (OOM retry or eviction) — then j has been
 // requeued here too and the caller must not end it.
-func (d *Daemon) finishSched(j *job, x *shimExit, cancelled bool, curve []profile.Sample) bool {
+func (d *Daemon) finishSched(j *job, x *shimExit, cancelled bool, curve []resource.Sample) bool {
 	id := j.rec.ID
 	d.forgetProc(id)
 	j.smu.Lock()

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/resource"
 )
 
@@ -119,10 +118,10 @@ func TestSelectorPrefersCheapest(t *testing.T) {
 	}
 }
 
-func samples(n int, rng *rand.Rand, level float64) []profile.Sample {
-	out := make([]profile.Sample, n)
+func samples(n int, rng *rand.Rand, level float64) []resource.Sample {
+	out := make([]resource.Sample, n)
 	for i := range out {
-		out[i] = profile.Sample{CPUPct: level * (1 + 0.1*rng.NormFloat64()), MemoryMB: 10 * level, IOPS: level / 2, NetInMbps: 1, Avail: 15}
+		out[i] = resource.Sample{CPU: level / 100 * (1 + 0.1*rng.NormFloat64()), MemoryMB: 10 * level, IOPS: level / 2, NetInMbps: 1, Avail: resource.All}
 	}
 	return out
 }
@@ -200,8 +199,8 @@ func TestEngineSession(t *testing.T) {
 			}
 		}
 	}
-	if c := p.Short[resource.CPU].Upper[0]; c < 10 || c > 30 {
-		t.Fatalf("cpu upper %v for a level-10 series", c)
+	if c := p.Short[resource.CPU].Upper[0]; c < 0.1 || c > 0.3 {
+		t.Fatalf("cpu upper %v cores for a 0.1-core series", c)
 	}
 }
 

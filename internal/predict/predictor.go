@@ -10,23 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/resource"
 )
-
-// sampleValue is sample s's value in dimension d. Until the samples are
-// resource's, CPU is in percent of one core here.
-func sampleValue(s profile.Sample, d resource.Dim) float64 {
-	switch d {
-	case resource.CPU:
-		return s.CPUPct
-	case resource.Memory:
-		return s.MemoryMB
-	case resource.IO:
-		return s.IOPS
-	}
-	return s.NetMbps()
-}
 
 // Features describe a task's signature.
 type Features struct {
@@ -79,7 +64,7 @@ type Query struct {
 	Features
 	Load
 	// Samples are the run's own samples so far, oldest first (optional).
-	Samples []profile.Sample
+	Samples []resource.Sample
 	// Horizon is how far ahead the short curve goes; 0 = Config.Horizon.
 	Horizon time.Duration
 }
@@ -199,7 +184,7 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 }
 
 // AddRun records a finished run of f's signature.
-func (e *Engine) AddRun(f Features, start time.Time, samples []profile.Sample) {
+func (e *Engine) AddRun(f Features, start time.Time, samples []resource.Sample) {
 	if len(samples) == 0 {
 		return
 	}
@@ -208,7 +193,7 @@ func (e *Engine) AddRun(f Features, start time.Time, samples []profile.Sample) {
 	for d := range resource.NumDims {
 		v := make([]float32, len(samples))
 		for i, s := range samples {
-			v[i] = float32(sampleValue(s, d))
+			v[i] = float32(s.Value(d))
 		}
 		r.values[d] = v
 	}
@@ -464,9 +449,9 @@ func (s *Session) Close() {
 }
 
 // Observe feeds the run's next sample. It does not allocate.
-func (s *Session) Observe(x profile.Sample) {
+func (s *Session) Observe(x resource.Sample) {
 	for d := range resource.NumDims {
-		s.sel[d].Observe(sampleValue(x, d))
+		s.sel[d].Observe(x.Value(d))
 	}
 	s.n++
 }
