@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prescient-sched/prescient/api"
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -120,16 +120,17 @@ func fromAPI(t *api.Task) *task.Record {
 	}
 }
 
-// samplesFromAPI turns an API curve into samples.
-func samplesFromAPI(ps []api.Point) []profile.Sample {
-	out := make([]profile.Sample, 0, len(ps))
+// samplesFromAPI turns an API curve into samples. cpu_pct is percent of
+// one core, the API's stable unit; inside Prescient CPU is in cores.
+func samplesFromAPI(ps []api.Point) []resource.Sample {
+	out := make([]resource.Sample, 0, len(ps))
 	for _, p := range ps {
-		s := profile.Sample{Time: p.Time}
+		s := resource.Sample{Time: p.Time}
 		if p.CPUPct != nil {
-			s.CPUPct, s.Avail = *p.CPUPct, s.Avail|profile.Dims(profile.CPU)
+			s.CPU, s.Avail = resource.CoresOfPct(*p.CPUPct), s.Avail.With(resource.CPU)
 		}
 		if p.MemoryMB != nil {
-			s.MemoryMB, s.Avail = *p.MemoryMB, s.Avail|profile.Dims(profile.Memory)
+			s.MemoryMB, s.Avail = *p.MemoryMB, s.Avail.With(resource.Memory)
 			if p.RSSMB != nil {
 				s.RSSMB = *p.RSSMB
 			}
@@ -138,10 +139,10 @@ func samplesFromAPI(ps []api.Point) []profile.Sample {
 			}
 		}
 		if p.IOPS != nil {
-			s.IOPS, s.Avail = *p.IOPS, s.Avail|profile.Dims(profile.IO)
+			s.IOPS, s.Avail = *p.IOPS, s.Avail.With(resource.IO)
 		}
 		if p.NetInMbps != nil && p.NetOutMbps != nil {
-			s.NetInMbps, s.NetOutMbps, s.Avail = *p.NetInMbps, *p.NetOutMbps, s.Avail|profile.Dims(profile.Net)
+			s.NetInMbps, s.NetOutMbps, s.Avail = *p.NetInMbps, *p.NetOutMbps, s.Avail.With(resource.Net)
 		}
 		out = append(out, s)
 	}

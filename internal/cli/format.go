@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prescient-sched/prescient/api"
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -75,7 +75,7 @@ type taskView struct {
 	Allocations []api.Allocation `json:"allocations,omitempty"`
 }
 
-func viewOf(r *task.Record, curve []profile.Sample) taskView {
+func viewOf(r *task.Record, curve []resource.Sample) taskView {
 	v := taskView{
 		ID: r.ID, Signature: r.Signature, State: r.State, ExitCode: r.ExitCode, Signal: r.Signal,
 		OOMKilled: r.OOMKilled, Error: r.Error, ErrorCode: string(r.ErrorKind), Argv: r.Spec.Argv, Limits: limitsOf(r.Limits),
@@ -91,16 +91,18 @@ func viewOf(r *task.Record, curve []profile.Sample) taskView {
 	}
 	for _, s := range curve {
 		p := pointView{T: round3(s.Time.Sub(t0).Seconds())}
-		if s.Avail.Has(profile.CPU) {
-			p.CPUPct = ptr(round3(s.CPUPct))
+		if s.Avail.Has(resource.CPU) {
+			// cpu_pct, percent of one core: the stable unit of the CLI's
+			// JSON, like the API's and the stored records'.
+			p.CPUPct = ptr(round3(resource.PctOfCores(s.CPU)))
 		}
-		if s.Avail.Has(profile.Memory) {
+		if s.Avail.Has(resource.Memory) {
 			p.MemoryMB = ptr(round3(s.MemoryMB))
 		}
-		if s.Avail.Has(profile.IO) {
+		if s.Avail.Has(resource.IO) {
 			p.IOPS = ptr(round3(s.IOPS))
 		}
-		if s.Avail.Has(profile.Net) {
+		if s.Avail.Has(resource.Net) {
 			p.NetInMbps, p.NetOutMbps = ptr(round3(s.NetInMbps)), ptr(round3(s.NetOutMbps))
 		}
 		v.Curve = append(v.Curve, p)

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -25,7 +25,7 @@ type localStore struct {
 	log *slog.Logger
 
 	mu      sync.Mutex // guards pending
-	pending []profile.Sample
+	pending []resource.Sample
 }
 
 func openLocal(dir string, log *slog.Logger) (*localStore, error) {
@@ -64,7 +64,7 @@ func (s *localStore) Put(r *task.Record) error {
 }
 
 // Append implements supervisor.SampleWriter; samples wait in memory for flush.
-func (s *localStore) Append(_, _ string, ss ...profile.Sample) error {
+func (s *localStore) Append(_, _ string, ss ...resource.Sample) error {
 	s.mu.Lock()
 	s.pending = append(s.pending, ss...)
 	s.mu.Unlock()
@@ -94,7 +94,7 @@ func (s *localStore) flush(r *task.Record) error {
 func (s *localStore) close() {}
 
 // readCurve returns a stored run's samples.
-func (s *localStore) readCurve(id string) ([]profile.Sample, error) {
+func (s *localStore) readCurve(id string) ([]resource.Sample, error) {
 	if _, err := os.Stat(s.tsdbPath()); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

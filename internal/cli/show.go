@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -80,7 +80,7 @@ unavailable). With --json it prints the run as JSON, with the whole curve under 
 	return cmd
 }
 
-func printShow(g *globals, r *task.Record, curve []profile.Sample) {
+func printShow(g *globals, r *task.Record, curve []resource.Sample) {
 	w := g.stdout
 	fmt.Fprintf(w, "task %s  %s (%s)\n", r.ID, r.State, describeEnd(r))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -92,16 +92,17 @@ func printShow(g *globals, r *task.Record, curve []profile.Sample) {
 		fmtLimit(r.Limits.CPUCores, "cores"), fmtLimit(r.Limits.MemoryMB, "MB"),
 		fmtLimit(r.Limits.IOPS, "ops/s"), fmtLimit(r.Limits.NetMbps, "Mbps"))
 	tw.Flush()
+	// Peak and mean come from the record (CPU in percent of one core, as
+	// stored); the curve's shape does not depend on the unit.
 	dims := []struct {
 		name       string
-		d          profile.Dim
-		val        func(profile.Sample) float64
+		d          resource.Dim
 		peak, mean *float64
 	}{
-		{"cpu %", profile.CPU, func(s profile.Sample) float64 { return s.CPUPct }, r.Peak.CPUPct, r.Mean.CPUPct},
-		{"memory MB", profile.Memory, func(s profile.Sample) float64 { return s.MemoryMB }, r.Peak.MemoryMB, r.Mean.MemoryMB},
-		{"io ops/s", profile.IO, func(s profile.Sample) float64 { return s.IOPS }, r.Peak.IOPS, r.Mean.IOPS},
-		{"net Mbps", profile.Net, func(s profile.Sample) float64 { return s.NetMbps() }, r.Peak.NetMbps, r.Mean.NetMbps},
+		{"cpu %", resource.CPU, r.Peak.CPUPct, r.Mean.CPUPct},
+		{"memory MB", resource.Memory, r.Peak.MemoryMB, r.Mean.MemoryMB},
+		{"io ops/s", resource.IO, r.Peak.IOPS, r.Mean.IOPS},
+		{"net Mbps", resource.Net, r.Peak.NetMbps, r.Mean.NetMbps},
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "\n  \tpeak\tmean\tcurve\n")
@@ -111,7 +112,7 @@ func printShow(g *globals, r *task.Record, curve []profile.Sample) {
 		for i, s := range curve {
 			vals[i] = math.NaN()
 			if s.Avail.Has(d.d) {
-				vals[i], any = d.val(s), true
+				vals[i], any = s.Value(d.d), true
 			}
 		}
 		line := "unavailable"

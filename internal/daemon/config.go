@@ -46,6 +46,15 @@ const (
 	DefaultLogTotalBytes = 4 << 30
 )
 
+// The node's disk and NIC do not say how much they can sustain, so until
+// they are measured the capacity the scheduler accounts in IO and network
+// assumes a modest SSD (10,000 IO ops/s, a figure cloud block volumes
+// commonly guarantee) and a 1 Gbit/s NIC.
+const (
+	DefaultIOPS    = 10000
+	DefaultNetMbps = 1000
+)
+
 // DefaultRequest is what a task without declared CPU or memory reserves.
 var DefaultRequest = task.Limits{CPUCores: 0.1, MemoryMB: 64}
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/api"
-	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
@@ -110,7 +110,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.rt.Close()
 		return nil, err
 	}
-	capv := ledger.Vector{capacity.CPUCores, capacity.MemoryMB, ledger.DefaultIOPS, ledger.DefaultNetMbps}
+	capv := resource.Vector{capacity.CPUCores, capacity.MemoryMB, DefaultIOPS, DefaultNetMbps}
 	switch cfg.Policy {
 	case PolicyFit:
 		d.pol, err = newFitPolicy(capv, d.rt, cfg.Logger)
@@ -255,7 +255,7 @@ var errStopping = errors.New("daemon: shutting down")
 
 // The runner's sampler: a profile.Sampler on real cgroups.
 type sampler interface {
-	Sample(now time.Time) profile.Sample
+	Sample(now time.Time) resource.Sample
 	Close() error
 }
 

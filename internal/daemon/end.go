@@ -2,10 +2,9 @@ package daemon
 
 import (
 	"fmt"
-	"math"
 	"time"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -66,7 +65,7 @@ func (d *Daemon) end(j *job, e task.End) {
 	d.mu.Unlock()
 
 	d.lastSample(j)
-	var curve []profile.Sample
+	var curve []resource.Sample
 	if e.Started {
 		ss, err := d.st.Samples.Curve(j.id)
 		if err != nil {
@@ -105,7 +104,9 @@ func (d *Daemon) end(j *job, e task.End) {
 	if !e.Started {
 		r.StartedAt, r.DurationS = nil, 0
 	}
-	r.Peak, r.Mean, r.Samples = aggregate(curve)
+	sum := resource.Summarize(curve)
+	r.Peak, r.Mean = task.StatsOf(sum)
+	r.Samples = sum.N
 	if j.logDrops != nil {
 		j.meta.Logs = j.logDrops
 	}
@@ -216,7 +217,7 @@ func (d *Daemon) requeued(j *job, e task.End, res sched.Result, inPolicy bool) {
 
 // runPart is the samples of the run that started at start: a requeued task
 // keeps its id, so the store holds its earlier runs' samples too.
-func runPart(ss []profile.Sample, start time.Time) []profile.Sample {
+func runPart(ss []resource.Sample, start time.Time) []resource.Sample {
 	if start.IsZero() {
 		return ss
 	}
@@ -226,36 +227,4 @@ func runPart(ss []profile.Sample, start time.Time) []profile.Sample {
 		}
 	}
 	return nil
-}
-
-// aggregate summarises a curve into peak and mean per dimension.
-func aggregate(ss []profile.Sample) (peak, mean task.Stats, n int) {
-	var cnt [4]int
-	var sum, pk [4]float64
-	for _, s := range ss {
-		vals := [4]float64{s.CPUPct, s.MemoryMB, s.IOPS, s.NetMbps()}
-		for i, dim := range [4]profile.Dim{profile.CPU, profile.Memory, profile.IO, profile.Net} {
-			if !s.Avail.Has(dim) || math.IsNaN(vals[i]) {
-				continue
-			}
-			cnt[i]++
-			sum[i] += vals[i]
-			pk[i] = max(pk[i], vals[i])
-		}
-	}
-	p := func(i int, v float64) *float64 {
-		if cnt[i] == 0 {
-			return nil
-		}
-		return &v
-	}
-	m := func(i int) float64 {
-		if cnt[i] == 0 {
-			return 0
-		}
-		return sum[i] / float64(cnt[i])
-	}
-	peak = task.Stats{CPUPct: p(0, pk[0]), MemoryMB: p(1, pk[1]), IOPS: p(2, pk[2]), NetMbps: p(3, pk[3])}
-	mean = task.Stats{CPUPct: p(0, m(0)), MemoryMB: p(1, m(1)), IOPS: p(2, m(2)), NetMbps: p(3, m(3))}
-	return peak, mean, len(ss)
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/api"
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -150,7 +150,7 @@ func (f *fakeRunner) Close()                              {}
 func (f *fakeRunner) Update(string, task.Limits) error    { return nil }
 func (f *fakeRunner) SetSoftMemory(string, float64) error { return nil }
 func (f *fakeRunner) Kill(id string) error                { return nil }
-func (fakeSampler) Sample(now time.Time) profile.Sample   { return profile.Sample{Time: now} }
+func (fakeSampler) Sample(now time.Time) resource.Sample  { return resource.Sample{Time: now} }
 func (fakeSampler) Close() error                          { return nil }
 
 type fakeSampler struct{}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/ledger"
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -54,7 +54,7 @@ type Policy interface {
 	Started(id string, q Queued)
 	// Observe feeds one sample of a running task; the policy may change
 	// its limits (through the Control it was built with).
-	Observe(id string, s profile.Sample)
+	Observe(id string, s resource.Sample)
 	// Finish ends a running task's run: everything it holds returns to the
 	// pool at once. The Result says whether the policy queued it again (an
 	// OOM retry, an eviction, a lost run) and carries the task's last view.
@@ -90,7 +90,7 @@ type Queued struct {
 type Run struct {
 	Task  Queued
 	End   task.End
-	Curve []profile.Sample // its samples, oldest first
+	Curve []resource.Sample // its samples, oldest first
 	// Lost asks for a requeue as it was: the run was lost and attempts
 	// remain (the daemon bounds them, Config.MaxAttempts).
 	Lost bool
@@ -109,7 +109,7 @@ func schedTask(q Queued) sched.Task {
 	return sched.Task{
 		ID: q.ID, Priority: q.Priority, User: q.UID,
 		Features: sched.Features{Signature: q.Signature, Code: q.Code, InputSize: q.InputSize,
-			Requests: ledger.Vector{q.Requests.CPUCores, q.Requests.MemoryMB}},
+			Requests: resource.Vector{q.Requests.CPUCores, q.Requests.MemoryMB}},
 		Cap: q.Cap,
 	}
 }
@@ -140,8 +140,8 @@ func predictionOf(v sched.View) *api.Prediction {
 	return p
 }
 
-func amounts(v ledger.Vector) api.Amounts {
-	return api.Amounts{CPUCores: v[ledger.CPU], MemoryMB: v[ledger.Memory], IOPS: v[ledger.IO], NetMbps: v[ledger.Net]}
+func amounts(v resource.Vector) api.Amounts {
+	return api.Amounts{CPUCores: v[resource.CPU], MemoryMB: v[resource.Memory], IOPS: v[resource.IO], NetMbps: v[resource.Net]}
 }
 
 func allocationsOf(v sched.View) []api.Allocation {

@@ -16,7 +16,7 @@ import (
 	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/predict"
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
@@ -66,7 +66,7 @@ type predictPolicy struct {
 	sessions map[string]*predict.Session
 }
 
-func newPredictPolicy(capacity ledger.Vector, ctl Control, st *store.Store, stateDir string, interval time.Duration, sc SchedConfig, log *slog.Logger) (*predictPolicy, error) {
+func newPredictPolicy(capacity resource.Vector, ctl Control, st *store.Store, stateDir string, interval time.Duration, sc SchedConfig, log *slog.Logger) (*predictPolicy, error) {
 	if sc.WholeStep <= 0 {
 		sc.WholeStep = max(10*interval, time.Second)
 	}
@@ -115,30 +115,28 @@ func (p enginePredictor) Predict(f sched.Features) (ledger.Curve, string) {
 	return curveOf(pr), "history/" + string(pr.Source)
 }
 
-// curveOf converts a prediction's whole-run curves (CPU in %, memory MB,
-// IO ops/s, Mbps) to a ledger curve (cores, MiB, ops/s, Mbps).
+// curveOf converts a prediction's whole-run curves to a ledger curve.
 func curveOf(pr predict.Prediction) ledger.Curve {
 	n := 0
-	for d := range predict.NumDims {
+	for d := range resource.NumDims {
 		n = max(n, len(pr.Whole[d].P50))
 	}
-	step := pr.Whole[predict.DimMemory].Step
+	step := pr.Whole[resource.Memory].Step
 	if n == 0 || step <= 0 {
 		return ledger.Curve{}
 	}
 	per := (n + ledger.MaxSteps - 1) / ledger.MaxSteps // merge buckets beyond MaxSteps
-	scale := [predict.NumDims]float64{0.01, 1, 1, 1}
 	c := ledger.Curve{}
 	if pr.UpperQ > 0.5 && pr.UpperQ < 1 {
 		c.HiQ = pr.UpperQ
 	}
 	for i := 0; i < n; i += per {
 		st := ledger.Step{Dur: step * time.Duration(min(per, n-i))}
-		for d := range predict.NumDims {
+		for d := range resource.NumDims {
 			w := pr.Whole[d]
 			for k := i; k < min(i+per, len(w.P50)); k++ {
-				st.P50[d] = max(st.P50[d], finite(w.P50[k])*scale[d])
-				st.PHi[d] = max(st.PHi[d], finite(w.Upper[k])*scale[d])
+				st.P50[d] = max(st.P50[d], finite(w.P50[k]))
+				st.PHi[d] = max(st.PHi[d], finite(w.Upper[k]))
 			}
 			st.PHi[d] = max(st.PHi[d], st.P50[d])
 		}
@@ -167,7 +165,7 @@ func (p *predictPolicy) Started(id string, q Queued) {
 		}
 	}
 	u := p.sch.Usage()
-	load := predict.Load{CPU: u.Used[ledger.CPU] / u.Capacity[ledger.CPU], Memory: u.Used[ledger.Memory] / u.Capacity[ledger.Memory], Running: u.Running}
+	load := predict.Load{CPU: u.Used[resource.CPU] / u.Capacity[resource.CPU], Memory: u.Used[resource.Memory] / u.Capacity[resource.Memory], Running: u.Running}
 	s, err := p.eng.Start(predict.Features{Signature: q.Signature, Code: q.Code, InputSize: q.InputSize}, load)
 	if err != nil {
 		return // nothing known of the signature: the scheduler follows the requests
@@ -182,16 +180,15 @@ func (p *predictPolicy) Started(id string, q Queued) {
 
 // Observe feeds the sample to the live session and hands its upper
 // forecast over the monitor window to the scheduler.
-func (p *predictPolicy) Observe(id string, s profile.Sample) {
-	var ahead ledger.Vector
+func (p *predictPolicy) Observe(id string, s resource.Sample) {
+	var ahead resource.Vector
 	p.mu.Lock()
 	if sess := p.sessions[id]; sess != nil {
 		sess.Observe(s)
 		pr := sess.Predict(p.window)
-		scale := [predict.NumDims]float64{0.01, 1, 1, 1}
-		for dim := range predict.NumDims {
+		for dim := range resource.NumDims {
 			for _, x := range pr.Short[dim].Upper {
-				ahead[dim] = max(ahead[dim], finite(x)*scale[dim])
+				ahead[dim] = max(ahead[dim], finite(x))
 			}
 		}
 	}

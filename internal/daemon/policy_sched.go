@@ -8,7 +8,7 @@ import (
 
 	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/ledger"
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -27,7 +27,7 @@ type schedPolicy struct {
 
 // newSchedPolicy builds the ledger and the scheduler for a node of the
 // given capacity. cfg's Ledger, Executor and Log are filled in here.
-func newSchedPolicy(name string, capacity ledger.Vector, ctl Control, cfg sched.Config, log *slog.Logger) (*schedPolicy, error) {
+func newSchedPolicy(name string, capacity resource.Vector, ctl Control, cfg sched.Config, log *slog.Logger) (*schedPolicy, error) {
 	led, err := ledger.New(ledger.Config{
 		Capacity:  capacity,
 		SlotWidth: time.Second,
@@ -72,12 +72,12 @@ func (p *schedPolicy) Restore(q Queued, started time.Time, limits task.Limits) e
 
 func (p *schedPolicy) Started(string, Queued) {}
 
-func (p *schedPolicy) Observe(id string, s profile.Sample) {
-	p.observe(id, s, ledger.Vector{})
+func (p *schedPolicy) Observe(id string, s resource.Sample) {
+	p.observe(id, s, resource.Vector{})
 }
 
-func (p *schedPolicy) observe(id string, s profile.Sample, ahead ledger.Vector) {
-	used := usedOf(s)
+func (p *schedPolicy) observe(id string, s resource.Sample, ahead resource.Vector) {
+	used := s.Vector().Finite()
 	if _, err := p.sch.Observe(id, sched.Observation{At: s.Time, Used: used, Ahead: ahead}); err != nil {
 		p.log.Debug("monitor", "task", id, "err", err)
 	}
@@ -104,12 +104,12 @@ func (p *schedPolicy) Describe(id string, t *api.Task) bool {
 func (p *schedPolicy) Node(n *api.NodeStatus) {
 	u := p.sch.Usage()
 	n.Policy = p.name
-	n.Capacity = api.Resources{CPUCores: u.Capacity[ledger.CPU], MemoryMB: u.Capacity[ledger.Memory]}
-	n.Used = api.Resources{CPUCores: u.Committed[ledger.CPU], MemoryMB: u.Committed[ledger.Memory]}
+	n.Capacity = api.Resources{CPUCores: u.Capacity[resource.CPU], MemoryMB: u.Capacity[resource.Memory]}
+	n.Used = api.Resources{CPUCores: u.Committed[resource.CPU], MemoryMB: u.Committed[resource.Memory]}
 	n.Reserved = u.Reserved
 	n.Dims = map[string]api.DimUsage{}
-	for dim := range ledger.NumDims {
-		n.Dims[dim.String()] = api.DimUsage{Capacity: u.Capacity[dim], Committed: u.Committed[dim],
+	for dim := range resource.NumDims {
+		n.Dims[apiDimKey(dim)] = api.DimUsage{Capacity: u.Capacity[dim], Committed: u.Committed[dim],
 			SoftReserved: u.SoftNow[dim], SoftPeak: u.SoftPeak[dim], Used: u.Used[dim]}
 	}
 }
@@ -119,19 +119,6 @@ func (p *schedPolicy) Wake() <-chan struct{} { return p.led.Notify() }
 func (p *schedPolicy) Run(ctx context.Context) { <-ctx.Done() }
 
 func (p *schedPolicy) Counts() (int, int) { return p.sch.Counts() }
-
-// usedOf is a sample as the scheduler measures use (cores, MiB, ops/s,
-// Mbps); unavailable or non-finite dimensions count as 0.
-func usedOf(s profile.Sample) ledger.Vector {
-	used := ledger.Vector{s.CPUPct / 100, s.MemoryMB, s.IOPS, s.NetMbps()}
-	for i, dim := range [ledger.NumDims]profile.Dim{profile.CPU, profile.Memory, profile.IO, profile.Net} {
-		if !s.Avail.Has(dim) {
-			used[i] = 0
-		}
-		used[i] = finite(used[i])
-	}
-	return used
-}
 
 // schedControl is the scheduler's Executor over a Control.
 type schedControl struct{ c Control }
@@ -159,7 +146,7 @@ type declared struct{}
 
 func (declared) Predict(sched.Features) (ledger.Curve, string) { return ledger.Curve{}, "" }
 
-func newFitPolicy(capacity ledger.Vector, ctl Control, log *slog.Logger) (*fitPolicy, error) {
+func newFitPolicy(capacity resource.Vector, ctl Control, log *slog.Logger) (*fitPolicy, error) {
 	p, err := newSchedPolicy(PolicyFit, capacity, ctl, sched.Config{Predictor: declared{}, Static: true, RetryLimit: -1}, log)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/prescient-sched/prescient/api"
-	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -57,7 +57,7 @@ func testDaemon(t *testing.T, cfg Config) *Daemon {
 	d := &Daemon{cfg: cfg, log: slog.New(slog.DiscardHandler), st: st,
 		writes: make(chan *writeReq, 16), commitDone: make(chan struct{}), stop: make(chan struct{}),
 		logWake: make(chan struct{}, 1), jobs: map[string]*job{}, subs: map[*subscriber]struct{}{}, perUser: map[uint32]int{}}
-	pol, err := newFitPolicy(ledger.Vector{1, 1000, 1, 1}, nil, d.log)
+	pol, err := newFitPolicy(resource.Vector{1, 1000, 1, 1}, nil, d.log)
 	if err != nil {
 		t.Fatal(err)
 	}

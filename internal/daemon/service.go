@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/api"
-	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -327,20 +326,7 @@ func (d *Daemon) Curve(who identity, id string) ([]api.Point, error) {
 	}
 	out := make([]api.Point, 0, len(ss))
 	for _, s := range ss {
-		p := api.Point{Time: s.Time}
-		if s.Avail.Has(profile.CPU) {
-			p.CPUPct = ptr(s.CPUPct)
-		}
-		if s.Avail.Has(profile.Memory) {
-			p.MemoryMB, p.RSSMB, p.PeakMB = ptr(s.MemoryMB), ptr(s.RSSMB), ptr(s.PeakMB)
-		}
-		if s.Avail.Has(profile.IO) {
-			p.IOPS = ptr(s.IOPS)
-		}
-		if s.Avail.Has(profile.Net) {
-			p.NetInMbps, p.NetOutMbps = ptr(s.NetInMbps), ptr(s.NetOutMbps)
-		}
-		out = append(out, p)
+		out = append(out, pointOf(s))
 	}
 	return out, nil
 }

@@ -6,10 +6,12 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // benchCapacity is a large node: 64 cores, 256 GiB, 50k IO ops/s, 10 Gbit/s.
-var benchCapacity = Vector{CPU: 64, Memory: 256 << 10, IO: 50000, Net: 10000}
+var benchCapacity = resource.Vector{resource.CPU: 64, resource.Memory: 256 << 10, resource.IO: 50000, resource.Net: 10000}
 
 // benchCurves returns n predicted curves of 8 steps, 10 s to 5 min long,
 // 0.25-4 cores and 128 MB-8 GB, with p95 1-1.5× p50.
@@ -22,9 +24,9 @@ func benchCurves(rng *rand.Rand, n int) []Curve {
 		mem := 128 + rng.Float64()*8000
 		for k := range c.Steps {
 			f := 0.3 + 0.7*rng.Float64()
-			p50 := Vector{CPU: cpu * f, Memory: mem * f, IO: rng.Float64() * 500, Net: rng.Float64() * 100}
+			p50 := resource.Vector{resource.CPU: cpu * f, resource.Memory: mem * f, resource.IO: rng.Float64() * 500, resource.Net: rng.Float64() * 100}
 			hi := 1 + rng.Float64()*0.5
-			c.Steps[k] = Step{Dur: total / 8, P50: p50, PHi: Vector{p50[0] * hi, p50[1] * hi, p50[2] * hi, p50[3] * hi}}
+			c.Steps[k] = Step{Dur: total / 8, P50: p50, PHi: resource.Vector{p50[0] * hi, p50[1] * hi, p50[2] * hi, p50[3] * hi}}
 		}
 		out[i] = c
 	}

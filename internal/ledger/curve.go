@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // DefaultHiQuantile is the quantile a Curve's PHi stands for when HiQ is 0.
@@ -15,11 +17,11 @@ const MaxSteps = 4096
 
 // Step is one piece of a Curve: for Dur, usage is predicted to stay at or
 // below P50 half of the time and at or below PHi with probability Curve.HiQ.
-// Amounts are in Vector units (cores, MiB, IO ops/s, Mbps).
+// Amounts are in resource units (cores, MiB, IO ops/s, Mbps).
 type Step struct {
 	Dur time.Duration // length of the step; > 0
-	P50 Vector
-	PHi Vector // ≥ P50 in every dimension
+	P50 resource.Vector
+	PHi resource.Vector // ≥ P50 in every dimension
 }
 
 // Curve is what the predictor hands the ledger: per dimension, a step
@@ -34,7 +36,7 @@ type Curve struct {
 }
 
 // Flat is a one-step curve: p50 and pHi held for d.
-func Flat(d time.Duration, p50, pHi Vector) Curve {
+func Flat(d time.Duration, p50, pHi resource.Vector) Curve {
 	return Curve{Steps: []Step{{Dur: d, P50: p50, PHi: pHi}}}
 }
 
@@ -75,10 +77,10 @@ func (c Curve) Validate() error {
 		if total += s.Dur; total < 0 {
 			return fmt.Errorf("step %d: total duration overflows", i)
 		}
-		if err := s.P50.validate(); err != nil {
+		if err := validAmounts(s.P50); err != nil {
 			return fmt.Errorf("step %d p50: %w", i, err)
 		}
-		if err := s.PHi.validate(); err != nil {
+		if err := validAmounts(s.PHi); err != nil {
 			return fmt.Errorf("step %d phi: %w", i, err)
 		}
 		if !s.P50.LessEq(s.PHi) {
@@ -92,7 +94,7 @@ func (c Curve) Validate() error {
 // is quantile hiQ: P50 at q ≤ 0.5, PHi at q ≥ hiQ, linear in q between.
 // (Linear interpolation between two quantiles is the usual reading of a
 // quantile function known at two points; it never leaves [P50, PHi].)
-func (s Step) At(q, hiQ float64) Vector {
+func (s Step) At(q, hiQ float64) resource.Vector {
 	switch {
 	case q <= 0.5:
 		return s.P50
@@ -100,7 +102,7 @@ func (s Step) At(q, hiQ float64) Vector {
 		return s.PHi
 	}
 	f := (q - 0.5) / (hiQ - 0.5)
-	var v Vector
+	var v resource.Vector
 	for d := range v {
 		v[d] = s.P50[d] + f*(s.PHi[d]-s.P50[d])
 	}
@@ -108,8 +110,8 @@ func (s Step) At(q, hiQ float64) Vector {
 }
 
 // Peak returns the per-dimension maxima of the steps at quantile q.
-func (c Curve) Peak(q float64) Vector {
-	var v Vector
+func (c Curve) Peak(q float64) resource.Vector {
+	var v resource.Vector
 	for _, s := range c.Steps {
 		v = v.Max(s.At(q, c.hiQ()))
 	}
@@ -120,8 +122,8 @@ func (c Curve) Peak(q float64) Vector {
 // per-dimension maximum of PHi over the steps that overlap
 // [elapsed, elapsed+window) (window ≤ 0: to the end of the curve), times
 // 1+headroom. A task that outlives its curve is sized by its last step.
-func (c Curve) Hard(elapsed, window time.Duration, headroom Vector) Vector {
-	var v Vector
+func (c Curve) Hard(elapsed, window time.Duration, headroom resource.Vector) resource.Vector {
+	var v resource.Vector
 	var off time.Duration
 	found := false
 	for _, s := range c.Steps {

@@ -1,6 +1,7 @@
 // Package ledger owns the node's resource calendar: how much CPU, memory,
 // block IO and network the node can give to tasks (Capacity), and who holds
-// which part of it over time.
+// which part of it over time. Amounts are resource.Vector values in the
+// resource package's units (CPU in cores, memory in MiB, IO ops/s, Mbps).
 //
 // A task waiting in the queue holds a soft reservation: its predicted Curve
 // (quantiles of usage per dimension by time since start) anchored at the

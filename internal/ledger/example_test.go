@@ -5,13 +5,14 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
 func Example() {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l, err := ledger.New(ledger.Config{
-		Capacity:  ledger.Vector{ledger.CPU: 2, ledger.Memory: 1024, ledger.IO: 1000, ledger.Net: 100},
+		Capacity:  resource.Vector{resource.CPU: 2, resource.Memory: 1024, resource.IO: 1000, resource.Net: 100},
 		SlotWidth: time.Second,
 		Horizon:   time.Hour,
 		Start:     start,
@@ -20,7 +21,7 @@ func Example() {
 		panic(err)
 	}
 	// A predicted curve: 1 core and 600 MB (p50; 700 MB at p95) for 30 s.
-	c := ledger.Flat(30*time.Second, ledger.Vector{ledger.CPU: 1, ledger.Memory: 600}, ledger.Vector{ledger.CPU: 1, ledger.Memory: 700})
+	c := ledger.Flat(30*time.Second, resource.Vector{resource.CPU: 1, resource.Memory: 600}, resource.Vector{resource.CPU: 1, resource.Memory: 700})
 	for _, id := range []string{"a", "b"} {
 		_, fit, err := l.SoftReserve(id, c, start, time.Minute)
 		if err != nil {
@@ -28,7 +29,7 @@ func Example() {
 		}
 		fmt.Println(id, fit.OK, fit.Start.Sub(start))
 	}
-	big := ledger.Flat(time.Second, ledger.Vector{ledger.Memory: 2048}, ledger.Vector{ledger.Memory: 2048})
+	big := ledger.Flat(time.Second, resource.Vector{resource.Memory: 2048}, resource.Vector{resource.Memory: 2048})
 	_, fit, _ := l.SoftReserve("c", big, start, 0)
 	fmt.Println("c", fit.OK, fit.Reason)
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/golden"
+	"github.com/prescient-sched/prescient/internal/resource"
+	"github.com/prescient-sched/prescient/internal/task"
 )
 
 // TestGolden runs the scripted scenarios in testdata/*.txt and compares
@@ -42,7 +44,7 @@ func runScript(t *testing.T, src string) []byte {
 	}
 	resStr := func(r Reservation) string {
 		if r.Kind == Hard {
-			return fmt.Sprintf("%s hard since=%s limits{%v}", r.ID, rel(r.Start), FromLimits(r.Limits))
+			return fmt.Sprintf("%s hard since=%s limits{%v}", r.ID, rel(r.Start), r.Limits.Vector())
 		}
 		return fmt.Sprintf("%s soft start=%s end=%s expires=%s peak{%v}", r.ID, rel(r.Start), rel(r.End), rel(r.Expires), r.Peak)
 	}
@@ -84,8 +86,8 @@ func runScript(t *testing.T, src string) []byte {
 			}
 			return d
 		}
-		vec := func(m map[string]string, hi bool) Vector {
-			var v Vector
+		vec := func(m map[string]string, hi bool) resource.Vector {
+			var v resource.Vector
 			for d, name := range []string{"cpu", "mem", "iops", "net"} {
 				s, ok := m[name]
 				if !ok {
@@ -152,11 +154,11 @@ func runScript(t *testing.T, src string) []byte {
 			}
 			fmt.Fprintf(&out, "%s\n%s\n", fitStr(f), resStr(r))
 		case "commit":
-			fmt.Fprintf(&out, "%s\n", errStr(l.Commit(id, at, vec(kv, false).Limits())))
+			fmt.Fprintf(&out, "%s\n", errStr(l.Commit(id, at, task.LimitsOf(vec(kv, false)))))
 		case "adjust":
-			fmt.Fprintf(&out, "%s\n", errStr(l.Adjust(id, at, vec(kv, false).Limits())))
+			fmt.Fprintf(&out, "%s\n", errStr(l.Adjust(id, at, task.LimitsOf(vec(kv, false)))))
 		case "restore":
-			fmt.Fprintf(&out, "%s\n", errStr(l.Restore(id, at, vec(kv, false).Limits())))
+			fmt.Fprintf(&out, "%s\n", errStr(l.Restore(id, at, task.LimitsOf(vec(kv, false)))))
 		case "release":
 			fmt.Fprintf(&out, "released=%v generation=%d\n", l.Release(id), l.Generation())
 		case "expire":

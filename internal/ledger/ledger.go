@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -48,7 +49,7 @@ const (
 )
 
 // DefaultHeadroom is the fraction added to PHi when sizing hard limits.
-var DefaultHeadroom = Vector{CPU: 0.1, Memory: 0.1, IO: 0.1, Net: 0.1}
+var DefaultHeadroom = resource.Vector{resource.CPU: 0.1, resource.Memory: 0.1, resource.IO: 0.1, resource.Net: 0.1}
 
 // Config configures a Ledger. The zero value of each field but Capacity
 // means its default.
@@ -56,7 +57,7 @@ type Config struct {
 	// Capacity is what tasks may use in total (see NodeConfig.Capacity).
 	// CPU and Memory must be positive; a zero IO or Net capacity means
 	// nothing may reserve any of it.
-	Capacity Vector
+	Capacity resource.Vector
 	// SlotWidth is the calendar's time resolution: a reservation occupies
 	// every slot its curve touches. Default DefaultSlotWidth.
 	SlotWidth time.Duration
@@ -70,7 +71,7 @@ type Config struct {
 	SoftQuantile float64
 	// Headroom is the fraction over PHi that HardLimits adds; the zero
 	// Vector means DefaultHeadroom. No dimension may be negative.
-	Headroom Vector
+	Headroom resource.Vector
 	// DefaultTTL is used when SoftReserve gets ttl ≤ 0. Default DefaultTTL.
 	DefaultTTL time.Duration
 	// Tombstones is how many released ids the ledger remembers so that
@@ -83,10 +84,10 @@ type Config struct {
 }
 
 func (c *Config) validate() error {
-	if err := c.Capacity.validate(); err != nil {
+	if err := validAmounts(c.Capacity); err != nil {
 		return fmt.Errorf("capacity: %w", err)
 	}
-	if c.Capacity[CPU] <= 0 || c.Capacity[Memory] <= 0 {
+	if c.Capacity[resource.CPU] <= 0 || c.Capacity[resource.Memory] <= 0 {
 		return fmt.Errorf("capacity %v: cpu and memory must be positive", c.Capacity)
 	}
 	if c.SlotWidth == 0 {
@@ -107,10 +108,10 @@ func (c *Config) validate() error {
 	if !(c.SoftQuantile >= 0.5 && c.SoftQuantile < 1) {
 		return fmt.Errorf("soft quantile %v is outside [0.5, 1)", c.SoftQuantile)
 	}
-	if c.Headroom == (Vector{}) {
+	if c.Headroom == (resource.Vector{}) {
 		c.Headroom = DefaultHeadroom
 	}
-	if err := c.Headroom.validate(); err != nil {
+	if err := validAmounts(c.Headroom); err != nil {
 		return fmt.Errorf("headroom: %w", err)
 	}
 	if c.DefaultTTL == 0 {
@@ -163,7 +164,7 @@ type Reservation struct {
 	Expires time.Time
 	// Peak is the per-dimension maximum the calendar holds for it: the
 	// sized curve's peak (soft) or the limits (hard).
-	Peak Vector
+	Peak resource.Vector
 	// Limits are the hard limits as committed or adjusted (Pids kept).
 	Limits task.Limits
 }
@@ -197,11 +198,11 @@ func (r Reason) String() string {
 // Fit is the answer to "when does this curve fit?".
 type Fit struct {
 	OK     bool
-	Start  time.Time // the earliest start ≥ the asked earliest at which it fits
-	End    time.Time // Start + the curve's total
-	Reason Reason    // ReasonNone when OK
-	Dim    Dim       // the blocking dimension for ReasonCapacity/ReasonCommitted
-	Detail string    // human-readable, for logs and `show`
+	Start  time.Time    // the earliest start ≥ the asked earliest at which it fits
+	End    time.Time    // Start + the curve's total
+	Reason Reason       // ReasonNone when OK
+	Dim    resource.Dim // the blocking dimension for ReasonCapacity/ReasonCommitted
+	Detail string       // human-readable, for logs and `show`
 }
 
 func (f Fit) String() string {
@@ -214,13 +215,13 @@ func (f Fit) String() string {
 // Snapshot is the ledger's state at one instant, per dimension.
 type Snapshot struct {
 	At        time.Time
-	Capacity  Vector
-	Committed Vector // sum of hard allocations
-	SoftNow   Vector // soft reservations' usage in the slot holding At
-	SoftPeak  Vector // per-dimension maximum of soft usage over the horizon
+	Capacity  resource.Vector
+	Committed resource.Vector // sum of hard allocations
+	SoftNow   resource.Vector // soft reservations' usage in the slot holding At
+	SoftPeak  resource.Vector // per-dimension maximum of soft usage over the horizon
 	// Free is Capacity - Committed - SoftNow; negative when hard
 	// allocations grew over soft plans or were restored over capacity.
-	Free       Vector
+	Free       resource.Vector
 	Soft, Hard int // counts of reservations
 	HorizonEnd time.Time
 	Generation uint64
@@ -306,7 +307,7 @@ func New(cfg Config, log *slog.Logger) (*Ledger, error) {
 }
 
 // Capacity returns the configured capacity.
-func (l *Ledger) Capacity() Vector { return l.cfg.Capacity }
+func (l *Ledger) Capacity() resource.Vector { return l.cfg.Capacity }
 
 // Config returns the configuration with defaults filled in.
 func (l *Ledger) Config() Config { return l.cfg }
@@ -332,7 +333,7 @@ func (l *Ledger) reclaimed() {
 // its curve: PHi over the next window plus the configured headroom (see
 // Curve.Hard).
 func (l *Ledger) HardLimits(c Curve, elapsed, window time.Duration) task.Limits {
-	return c.Hard(elapsed, window, l.cfg.Headroom).Limits()
+	return task.LimitsOf(c.Hard(elapsed, window, l.cfg.Headroom))
 }
 
 // prepare sizes c at the soft quantile.
@@ -644,7 +645,7 @@ func (l *Ledger) checkHard(id string, old, q qvec) error {
 	for d := range q {
 		if q[d] > old[d] && after[d] > l.capq[d] {
 			return fmt.Errorf("reservation %q: %s %g would bring committed to %g of %g: %w",
-				id, Dim(d), q.vector()[d], after.vector()[d], l.capq.vector()[d], ErrOverCapacity)
+				id, resource.Dim(d), q.vector()[d], after.vector()[d], l.capq.vector()[d], ErrOverCapacity)
 		}
 	}
 	return nil
@@ -660,7 +661,7 @@ func (l *Ledger) Commit(id string, now time.Time, limits task.Limits) error {
 	if err := limits.Validate(); err != nil {
 		return fmt.Errorf("commit %q: %w", id, err)
 	}
-	q := demand(FromLimits(limits))
+	q := demand(limits.Vector())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.advance(now)
@@ -679,7 +680,7 @@ func (l *Ledger) Commit(id string, now time.Time, limits task.Limits) error {
 	r.kind, r.start, r.hard, r.limits, r.sh = Hard, l.toNs(now), q, limits, shape{}
 	l.hard = l.hard.add(q)
 	l.reclaimed()
-	l.log.Debug("commit", "task", id, "limits", FromLimits(limits).String())
+	l.log.Debug("commit", "task", id, "limits", limits.Vector().String())
 	return nil
 }
 
@@ -690,7 +691,7 @@ func (l *Ledger) Adjust(id string, now time.Time, limits task.Limits) error {
 	if err := limits.Validate(); err != nil {
 		return fmt.Errorf("adjust %q: %w", id, err)
 	}
-	q := demand(FromLimits(limits))
+	q := demand(limits.Vector())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.advance(now)
@@ -710,7 +711,7 @@ func (l *Ledger) Adjust(id string, now time.Time, limits task.Limits) error {
 	if shrunk {
 		l.reclaimed()
 	}
-	l.log.Debug("adjust", "task", id, "limits", FromLimits(limits).String())
+	l.log.Debug("adjust", "task", id, "limits", limits.Vector().String())
 	return nil
 }
 
@@ -776,7 +777,7 @@ func (l *Ledger) Restore(id string, start time.Time, limits task.Limits) error {
 	if err := limits.Validate(); err != nil {
 		return fmt.Errorf("restore %q: %w", id, err)
 	}
-	q := demand(FromLimits(limits))
+	q := demand(limits.Vector())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.begin(start)
@@ -824,7 +825,7 @@ func (l *Ledger) Get(id string) (Reservation, error) {
 // (capacity − hard − soft in at's slot). Instants before the calendar's
 // window count as its first slot; beyond the horizon only hard
 // allocations count. Negative when overbooked.
-func (l *Ledger) Free(at time.Time) Vector {
+func (l *Ledger) Free(at time.Time) resource.Vector {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.capq.sub(l.hard).sub(l.softAt(at)).vector()

@@ -2,18 +2,18 @@ package ledger
 
 import (
 	"errors"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
 func newTest(t *testing.T, cfg Config) *Ledger {
 	t.Helper()
-	if cfg.Capacity == (Vector{}) {
-		cfg.Capacity = Vector{CPU: 4, Memory: 1000, IO: 100, Net: 100}
+	if cfg.Capacity == (resource.Vector{}) {
+		cfg.Capacity = resource.Vector{resource.CPU: 4, resource.Memory: 1000, resource.IO: 100, resource.Net: 100}
 	}
 	if cfg.SlotWidth == 0 {
 		cfg.SlotWidth = time.Second
@@ -32,7 +32,7 @@ func newTest(t *testing.T, cfg Config) *Ledger {
 }
 
 func TestCurveValidate(t *testing.T) {
-	ok := Step{Dur: time.Second, P50: Vector{CPU: 1}, PHi: Vector{CPU: 2}}
+	ok := Step{Dur: time.Second, P50: resource.Vector{resource.CPU: 1}, PHi: resource.Vector{resource.CPU: 2}}
 	tests := []struct {
 		name string
 		c    Curve
@@ -41,10 +41,10 @@ func TestCurveValidate(t *testing.T) {
 		{"valid", Curve{Steps: []Step{ok}}, ""},
 		{"valid hiq", Curve{HiQ: 0.99, Steps: []Step{ok, ok}}, ""},
 		{"empty", Curve{}, "no steps"},
-		{"zero duration", Curve{Steps: []Step{{P50: Vector{CPU: 1}, PHi: Vector{CPU: 1}}}}, "not positive"},
-		{"negative amount", Curve{Steps: []Step{{Dur: 1, P50: Vector{Memory: -1}}}}, "out of range"},
-		{"nan", Curve{Steps: []Step{{Dur: 1, PHi: Vector{IO: nanf()}}}}, "out of range"},
-		{"phi below p50", Curve{Steps: []Step{{Dur: 1, P50: Vector{CPU: 2}, PHi: Vector{CPU: 1}}}}, "below p50"},
+		{"zero duration", Curve{Steps: []Step{{P50: resource.Vector{resource.CPU: 1}, PHi: resource.Vector{resource.CPU: 1}}}}, "not positive"},
+		{"negative amount", Curve{Steps: []Step{{Dur: 1, P50: resource.Vector{resource.Memory: -1}}}}, "out of range"},
+		{"nan", Curve{Steps: []Step{{Dur: 1, PHi: resource.Vector{resource.IO: nanf()}}}}, "out of range"},
+		{"phi below p50", Curve{Steps: []Step{{Dur: 1, P50: resource.Vector{resource.CPU: 2}, PHi: resource.Vector{resource.CPU: 1}}}}, "below p50"},
 		{"hiq 0.5", Curve{HiQ: 0.5, Steps: []Step{ok}}, "quantile"},
 		{"hiq 1", Curve{HiQ: 1, Steps: []Step{ok}}, "quantile"},
 		{"too many steps", Curve{Steps: make([]Step, MaxSteps+1)}, "more than"},
@@ -63,21 +63,21 @@ func TestCurveValidate(t *testing.T) {
 func nanf() float64 { z := 0.0; return z / z }
 
 func TestStepAt(t *testing.T) {
-	s := Step{Dur: 1, P50: Vector{CPU: 1, Memory: 100}, PHi: Vector{CPU: 3, Memory: 100}}
+	s := Step{Dur: 1, P50: resource.Vector{resource.CPU: 1, resource.Memory: 100}, PHi: resource.Vector{resource.CPU: 3, resource.Memory: 100}}
 	tests := []struct {
 		name string
 		q    float64
-		want Vector
+		want resource.Vector
 	}{
 		{"median", 0.5, s.P50},
 		{"below median", 0.1, s.P50},
 		{"hi", 0.9, s.PHi},
 		{"above hi", 0.99, s.PHi},
-		{"between", 0.7, Vector{CPU: 2, Memory: 100}},
+		{"between", 0.7, resource.Vector{resource.CPU: 2, resource.Memory: 100}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := s.At(tt.q, 0.9); got != tt.want && got.Sub(tt.want).Max(tt.want.Sub(got)).LessEq(Vector{1e-9, 1e-9, 1e-9, 1e-9}) == false {
+			if got := s.At(tt.q, 0.9); got != tt.want && got.Sub(tt.want).Max(tt.want.Sub(got)).LessEq(resource.Vector{1e-9, 1e-9, 1e-9, 1e-9}) == false {
 				t.Fatalf("At(%v) = %v, want %v", tt.q, got, tt.want)
 			}
 		})
@@ -86,21 +86,21 @@ func TestStepAt(t *testing.T) {
 
 func TestCurveHard(t *testing.T) {
 	c := Curve{Steps: []Step{
-		{Dur: 10 * time.Second, PHi: Vector{Memory: 100, CPU: 2}},
-		{Dur: 10 * time.Second, PHi: Vector{Memory: 400, CPU: 1}},
-		{Dur: 10 * time.Second, PHi: Vector{Memory: 200, CPU: 1}},
+		{Dur: 10 * time.Second, PHi: resource.Vector{resource.Memory: 100, resource.CPU: 2}},
+		{Dur: 10 * time.Second, PHi: resource.Vector{resource.Memory: 400, resource.CPU: 1}},
+		{Dur: 10 * time.Second, PHi: resource.Vector{resource.Memory: 200, resource.CPU: 1}},
 	}}
-	h := Vector{CPU: 0, Memory: 0.5}
+	h := resource.Vector{resource.CPU: 0, resource.Memory: 0.5}
 	tests := []struct {
 		name            string
 		elapsed, window time.Duration
-		want            Vector
+		want            resource.Vector
 	}{
-		{"first window", 0, 5 * time.Second, Vector{CPU: 2, Memory: 150}},
-		{"window reaching step 2", 5 * time.Second, 10 * time.Second, Vector{CPU: 2, Memory: 600}},
-		{"rest of curve", 15 * time.Second, 0, Vector{CPU: 1, Memory: 600}},
-		{"last step", 25 * time.Second, time.Second, Vector{CPU: 1, Memory: 300}},
-		{"outlived the curve", time.Minute, time.Second, Vector{CPU: 1, Memory: 300}},
+		{"first window", 0, 5 * time.Second, resource.Vector{resource.CPU: 2, resource.Memory: 150}},
+		{"window reaching step 2", 5 * time.Second, 10 * time.Second, resource.Vector{resource.CPU: 2, resource.Memory: 600}},
+		{"rest of curve", 15 * time.Second, 0, resource.Vector{resource.CPU: 1, resource.Memory: 600}},
+		{"last step", 25 * time.Second, time.Second, resource.Vector{resource.CPU: 1, resource.Memory: 300}},
+		{"outlived the curve", time.Minute, time.Second, resource.Vector{resource.CPU: 1, resource.Memory: 300}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,101 +111,19 @@ func TestCurveHard(t *testing.T) {
 	}
 }
 
-func TestNodeCapacity(t *testing.T) {
-	hw := Vector{CPU: 8, Memory: 16000, IO: 10000, Net: 1000}
-	tests := []struct {
-		name    string
-		n       NodeConfig
-		want    Vector
-		wantErr bool
-	}{
-		{"all of it", NodeConfig{}, hw, false},
-		{"reserve", NodeConfig{Reserve: Vector{CPU: 0.5, Memory: 1000}}, Vector{CPU: 7.5, Memory: 15000, IO: 10000, Net: 1000}, false},
-		{"capped", NodeConfig{Reserve: Vector{CPU: 1}, Cap: Vector{CPU: 2, Memory: 4096}}, Vector{CPU: 2, Memory: 4096, IO: 10000, Net: 1000}, false},
-		{"cap above detected", NodeConfig{Cap: Vector{CPU: 64}}, hw, false},
-		{"reserve eats io", NodeConfig{Reserve: Vector{IO: 20000}}, Vector{CPU: 8, Memory: 16000, Net: 1000}, false},
-		{"reserve eats memory", NodeConfig{Reserve: Vector{Memory: 16000}}, Vector{}, true},
-		{"negative reserve", NodeConfig{Reserve: Vector{CPU: -1}}, Vector{}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.n.Capacity(hw)
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Fatalf("Capacity() = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestParseMeminfo(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    float64
-		wantErr bool
-	}{
-		{"typical", "MemTotal:       24589928 kB\nMemFree:         1000 kB\n", 24589928.0 / 1024, false},
-		{"not first", "Foo: 1\nMemTotal: 2048 kB\n", 2, false},
-		{"missing", "MemFree: 1 kB\n", 0, true},
-		{"bad unit", "MemTotal: 2048 MB\n", 0, true},
-		{"bad number", "MemTotal: x kB\n", 0, true},
-		{"zero", "MemTotal: 0 kB\n", 0, true},
-		{"empty", "", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseMeminfo(strings.NewReader(tt.in))
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Fatalf("parseMeminfo() = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
-func FuzzParseMeminfo(f *testing.F) {
-	f.Add("MemTotal:       24589928 kB\n")
-	f.Add("MemTotal: 1\n")
-	f.Add("MemTotal:\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		mb, err := parseMeminfo(strings.NewReader(s))
-		if err == nil && !(mb > 0 && mb <= maxAmount) {
-			t.Fatalf("parseMeminfo(%q) = %v without error", s, mb)
-		}
-	})
-}
-
-func TestDetect(t *testing.T) {
-	v, err := Detect(0, 0)
-	if runtime.GOOS != "linux" {
-		if !errors.Is(err, errors.ErrUnsupported) {
-			t.Fatalf("Detect on %s: %v, want ErrUnsupported", runtime.GOOS, err)
-		}
-		t.Skip("Detect reads /proc/meminfo, which exists only on Linux")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v[CPU] != float64(runtime.NumCPU()) || v[Memory] <= 0 || v[IO] != DefaultIOPS || v[Net] != DefaultNetMbps {
-		t.Fatalf("Detect() = %v", v)
-	}
-	if _, err := Detect(-1, 0); err == nil {
-		t.Fatal("Detect(-1, 0) accepted a negative iops")
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
-	good := Vector{CPU: 1, Memory: 1}
+	good := resource.Vector{resource.CPU: 1, resource.Memory: 1}
 	tests := []struct {
 		name string
 		cfg  Config
 	}{
-		{"no cpu", Config{Capacity: Vector{Memory: 1}}},
-		{"negative", Config{Capacity: Vector{CPU: 1, Memory: 1, IO: -1}}},
+		{"no cpu", Config{Capacity: resource.Vector{resource.Memory: 1}}},
+		{"negative", Config{Capacity: resource.Vector{resource.CPU: 1, resource.Memory: 1, resource.IO: -1}}},
 		{"tiny slot", Config{Capacity: good, SlotWidth: time.Microsecond}},
 		{"horizon below slot", Config{Capacity: good, SlotWidth: time.Second, Horizon: time.Millisecond}},
 		{"horizon too long", Config{Capacity: good, SlotWidth: time.Millisecond, Horizon: 24 * time.Hour}},
 		{"quantile", Config{Capacity: good, SoftQuantile: 1}},
-		{"headroom", Config{Capacity: good, Headroom: Vector{CPU: -0.1}}},
+		{"headroom", Config{Capacity: good, Headroom: resource.Vector{resource.CPU: -0.1}}},
 		{"ttl", Config{Capacity: good, DefaultTTL: -1}},
 	}
 	for _, tt := range tests {
@@ -227,8 +145,8 @@ func TestConfigValidate(t *testing.T) {
 // TestPeaksDontOverlap is the golden scenario, asserted directly.
 func TestPeaksDontOverlap(t *testing.T) {
 	l := newTest(t, Config{})
-	early := Curve{Steps: []Step{{Dur: 10 * time.Second, P50: Vector{Memory: 800}, PHi: Vector{Memory: 900}}, {Dur: 20 * time.Second, P50: Vector{Memory: 100}, PHi: Vector{Memory: 150}}}}
-	late := Curve{Steps: []Step{{Dur: 20 * time.Second, P50: Vector{Memory: 100}, PHi: Vector{Memory: 150}}, {Dur: 10 * time.Second, P50: Vector{Memory: 800}, PHi: Vector{Memory: 900}}}}
+	early := Curve{Steps: []Step{{Dur: 10 * time.Second, P50: resource.Vector{resource.Memory: 800}, PHi: resource.Vector{resource.Memory: 900}}, {Dur: 20 * time.Second, P50: resource.Vector{resource.Memory: 100}, PHi: resource.Vector{resource.Memory: 150}}}}
+	late := Curve{Steps: []Step{{Dur: 20 * time.Second, P50: resource.Vector{resource.Memory: 100}, PHi: resource.Vector{resource.Memory: 150}}, {Dur: 10 * time.Second, P50: resource.Vector{resource.Memory: 800}, PHi: resource.Vector{resource.Memory: 900}}}}
 	for _, c := range []struct {
 		id string
 		c  Curve
@@ -238,7 +156,7 @@ func TestPeaksDontOverlap(t *testing.T) {
 			t.Fatalf("%s: %v, %v; want a fit at the start", c.id, fit, err)
 		}
 	}
-	if p := l.Snapshot(t0).SoftPeak[Memory]; p != 900 {
+	if p := l.Snapshot(t0).SoftPeak[resource.Memory]; p != 900 {
 		t.Fatalf("soft peak memory %v, want 900 (800 + 100), not the 1600 of the peaks' sum", p)
 	}
 	// Sized at PHi (q=0.95 ≥ HiQ), the peaks (900 + 150) no longer fit
@@ -253,7 +171,7 @@ func TestPeaksDontOverlap(t *testing.T) {
 
 func TestReleaseContracts(t *testing.T) {
 	l := newTest(t, Config{})
-	c := Flat(10*time.Second, Vector{CPU: 1}, Vector{CPU: 2})
+	c := Flat(10*time.Second, resource.Vector{resource.CPU: 1}, resource.Vector{resource.CPU: 2})
 	if l.Release("nothing") {
 		t.Fatal("release without reserve released something")
 	}
@@ -299,21 +217,21 @@ func TestReleaseContracts(t *testing.T) {
 
 func TestResizeThatDoesNotFitKeepsTheReservation(t *testing.T) {
 	l := newTest(t, Config{})
-	r, _, err := l.SoftReserve("a", Flat(10*time.Second, Vector{CPU: 1}, Vector{CPU: 1}), t0, 0)
+	r, _, err := l.SoftReserve("a", Flat(10*time.Second, resource.Vector{resource.CPU: 1}, resource.Vector{resource.CPU: 1}), t0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, fit, err := l.Resize("a", Flat(10*time.Second, Vector{CPU: 5}, Vector{CPU: 5}))
-	if err != nil || fit.OK || fit.Reason != ReasonCapacity || fit.Dim != CPU {
+	got, fit, err := l.Resize("a", Flat(10*time.Second, resource.Vector{resource.CPU: 5}, resource.Vector{resource.CPU: 5}))
+	if err != nil || fit.OK || fit.Reason != ReasonCapacity || fit.Dim != resource.CPU {
 		t.Fatalf("resize beyond capacity: %+v, %v", fit, err)
 	}
-	if got != r || l.Snapshot(t0).SoftNow[CPU] != 1 {
+	if got != r || l.Snapshot(t0).SoftNow[resource.CPU] != 1 {
 		t.Fatalf("reservation changed to %+v (was %+v)", got, r)
 	}
 	if err := l.Commit("a", t0, task.Limits{CPUCores: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := l.Resize("a", Flat(time.Second, Vector{}, Vector{})); !errors.Is(err, ErrCommitted) {
+	if _, _, err := l.Resize("a", Flat(time.Second, resource.Vector{}, resource.Vector{})); !errors.Is(err, ErrCommitted) {
 		t.Fatalf("resize hard: %v, want ErrCommitted", err)
 	}
 	if err := l.Commit("a", t0, task.Limits{CPUCores: 1}); !errors.Is(err, ErrCommitted) {
@@ -324,7 +242,7 @@ func TestResizeThatDoesNotFitKeepsTheReservation(t *testing.T) {
 func TestTombstonesAreBounded(t *testing.T) {
 	l := newTest(t, Config{Tombstones: 2})
 	for _, id := range []string{"a", "b", "c"} {
-		if _, _, err := l.SoftReserve(id, Flat(time.Second, Vector{CPU: 1}, Vector{CPU: 1}), t0, 0); err != nil {
+		if _, _, err := l.SoftReserve(id, Flat(time.Second, resource.Vector{resource.CPU: 1}, resource.Vector{resource.CPU: 1}), t0, 0); err != nil {
 			t.Fatal(err)
 		}
 		l.Release(id)
@@ -340,8 +258,8 @@ func TestTombstonesAreBounded(t *testing.T) {
 }
 
 func TestHardLimits(t *testing.T) {
-	l := newTest(t, Config{Headroom: Vector{Memory: 0.2}})
-	c := Curve{Steps: []Step{{Dur: time.Minute, P50: Vector{CPU: 1, Memory: 100}, PHi: Vector{CPU: 1.5, Memory: 500}}}}
+	l := newTest(t, Config{Headroom: resource.Vector{resource.Memory: 0.2}})
+	c := Curve{Steps: []Step{{Dur: time.Minute, P50: resource.Vector{resource.CPU: 1, resource.Memory: 100}, PHi: resource.Vector{resource.CPU: 1.5, resource.Memory: 500}}}}
 	got := l.HardLimits(c, 0, time.Minute)
 	if got.CPUCores != 1.5 || got.MemoryMB != 600 {
 		t.Fatalf("HardLimits = %+v, want cpu 1.5 memory 600", got)

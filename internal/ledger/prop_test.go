@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -119,11 +120,11 @@ func checkInvariants(t *testing.T, l *Ledger, step int) {
 	}
 }
 
-func randCurve(rng *rand.Rand, capv Vector) Curve {
+func randCurve(rng *rand.Rand, capv resource.Vector) Curve {
 	n := 1 + rng.IntN(4)
 	c := Curve{HiQ: 0.9}
 	for range n {
-		var p50, phi Vector
+		var p50, phi resource.Vector
 		for d := range p50 {
 			if rng.IntN(4) == 0 {
 				continue // some dimensions unused
@@ -136,16 +137,16 @@ func randCurve(rng *rand.Rand, capv Vector) Curve {
 	return c
 }
 
-func randLimits(rng *rand.Rand, capv Vector) task.Limits {
-	var v Vector
+func randLimits(rng *rand.Rand, capv resource.Vector) task.Limits {
+	var v resource.Vector
 	for d := range v {
 		v[d] = capv[d] * rng.Float64() * 0.5
 	}
-	return v.Limits()
+	return task.LimitsOf(v)
 }
 
 func TestPropertyRandomInterleavings(t *testing.T) {
-	capv := Vector{CPU: 4, Memory: 1000, IO: 100, Net: 100}
+	capv := resource.Vector{resource.CPU: 4, resource.Memory: 1000, resource.IO: 100, resource.Net: 100}
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0x1ed6e5))

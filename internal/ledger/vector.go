@@ -1,94 +1,10 @@
 package ledger
 
 import (
-	"fmt"
 	"math"
 
-	"github.com/prescient-sched/prescient/internal/task"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
-
-// Dim indexes one resource dimension of a Vector.
-type Dim int
-
-// The dimensions the ledger accounts for, in Vector order.
-const (
-	CPU    Dim = iota // cores; 0.5 = half a core
-	Memory            // MiB
-	IO                // block IO operations per second
-	Net               // megabits per second
-	NumDims
-)
-
-var dimNames = [NumDims]string{"cpu", "memory", "iops", "net"}
-
-func (d Dim) String() string {
-	if d < 0 || d >= NumDims {
-		return fmt.Sprintf("Dim(%d)", int(d))
-	}
-	return dimNames[d]
-}
-
-// Vector is an amount of each resource: cores, MiB, IO ops/s, Mbps.
-type Vector [NumDims]float64
-
-// FromLimits converts hard limits to a Vector (Pids is not a ledger
-// dimension and is dropped).
-func FromLimits(l task.Limits) Vector {
-	return Vector{CPU: l.CPUCores, Memory: l.MemoryMB, IO: l.IOPS, Net: l.NetMbps}
-}
-
-// Limits converts v to task limits (Pids left zero).
-func (v Vector) Limits() task.Limits {
-	return task.Limits{CPUCores: v[CPU], MemoryMB: v[Memory], IOPS: v[IO], NetMbps: v[Net]}
-}
-
-// Add returns v + w.
-func (v Vector) Add(w Vector) Vector {
-	for d := range v {
-		v[d] += w[d]
-	}
-	return v
-}
-
-// Sub returns v - w.
-func (v Vector) Sub(w Vector) Vector {
-	for d := range v {
-		v[d] -= w[d]
-	}
-	return v
-}
-
-// Max returns the per-dimension maximum of v and w.
-func (v Vector) Max(w Vector) Vector {
-	for d := range v {
-		v[d] = max(v[d], w[d])
-	}
-	return v
-}
-
-// LessEq reports whether v ≤ w in every dimension.
-func (v Vector) LessEq(w Vector) bool {
-	for d := range v {
-		if v[d] > w[d] {
-			return false
-		}
-	}
-	return true
-}
-
-func (v Vector) String() string {
-	return fmt.Sprintf("cpu=%g memory=%gMB iops=%g net=%gMbps", v[CPU], v[Memory], v[IO], v[Net])
-}
-
-// validate rejects negative, NaN, infinite or absurd amounts.
-func (v Vector) validate() error {
-	for d, x := range v {
-		if !(x >= 0) || x > maxAmount {
-			return fmt.Errorf("%s amount %v is out of range [0, %g]", Dim(d), x, maxAmount)
-		}
-	}
-	return nil
-}
 
 // The calendar counts in integer milli-units (millicores, KB-ish for memory,
 // milli-ops/s, kbit/s) so that adding and removing reservations is exact:
@@ -101,11 +17,11 @@ const (
 	quantEps  = 1e-6 // tolerance so that 0.1*1000 rounds to 100, not 101
 )
 
-// qvec is a Vector in milli-units.
-type qvec [NumDims]int64
+// qvec is a resource.Vector in milli-units.
+type qvec [resource.NumDims]int64
 
 // demand rounds up: the calendar never under-counts what a task may use.
-func demand(v Vector) qvec {
+func demand(v resource.Vector) qvec {
 	var q qvec
 	for d, x := range v {
 		q[d] = int64(math.Ceil(x*scale - quantEps))
@@ -117,7 +33,7 @@ func demand(v Vector) qvec {
 }
 
 // supply rounds down: the calendar never over-states capacity.
-func supply(v Vector) qvec {
+func supply(v resource.Vector) qvec {
 	var q qvec
 	for d, x := range v {
 		q[d] = int64(math.Floor(x*scale + quantEps))
@@ -128,8 +44,8 @@ func supply(v Vector) qvec {
 	return q
 }
 
-func (q qvec) vector() Vector {
-	var v Vector
+func (q qvec) vector() resource.Vector {
+	var v resource.Vector
 	for d, x := range q {
 		v[d] = float64(x) / scale
 	}
@@ -172,11 +88,14 @@ func (q qvec) neg() qvec {
 }
 
 // firstOver returns the first dimension in which q > w, or -1.
-func (q qvec) firstOver(w qvec) Dim {
+func (q qvec) firstOver(w qvec) resource.Dim {
 	for d := range q {
 		if q[d] > w[d] {
-			return Dim(d)
+			return resource.Dim(d)
 		}
 	}
 	return -1
 }
+
+// validAmounts rejects negative, NaN, infinite or absurd amounts.
+func validAmounts(v resource.Vector) error { return v.Validate(maxAmount) }

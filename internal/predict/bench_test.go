@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/rnn"
 	"github.com/prescient-sched/prescient/internal/trace"
 )
@@ -22,7 +23,7 @@ func benchEngine(b *testing.B) *Engine {
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
 	e.AddRun(Features{Signature: "s", Code: "c"}, time.Unix(0, 0), samples(600, rng, 10))
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		m, err := rnn.New(rnn.Config{Inputs: seqInputs, Hidden: defaultSeqHidden, Outputs: SeqHorizons * len(seqQuantiles), Seed: int64(d), Quantiles: seqQuantiles})
 		if err != nil {
 			b.Fatal(err)
@@ -48,7 +49,7 @@ func BenchmarkPredict(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		for d := range NumDims {
+		for d := range resource.NumDims {
 			s.Forecast(d, out)
 		}
 	}
@@ -98,7 +99,7 @@ func BenchmarkModelState(b *testing.B) {
 		}
 		state := len(models)
 		for _, c := range e.cost {
-			for d := range NumDims {
+			for d := range resource.NumDims {
 				state += 8 * len(c[d])
 			}
 			state += 16 + 64 // map key header and signature string
@@ -106,7 +107,7 @@ func BenchmarkModelState(b *testing.B) {
 		var cache int
 		for _, st := range e.sigs {
 			for _, r := range st.runs {
-				for d := range NumDims {
+				for d := range resource.NumDims {
 					cache += 4 * len(r.values[d])
 				}
 			}
@@ -134,7 +135,7 @@ func BenchmarkTrainGoogle2011(b *testing.B) {
 	}
 	for b.Loop() {
 		var wg sync.WaitGroup
-		for _, d := range []trace.Dim{trace.CPU, trace.Memory} {
+		for _, d := range []resource.Dim{resource.CPU, resource.Memory} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -1,5 +1,5 @@
 // Package predict predicts a task's resource curves from its signature's
-// history: per dimension (CPU %, memory MB, IO ops/s, network Mbps) a
+// history: per resource.Dim (CPU cores, memory MiB, IO ops/s, network Mbps) a
 // short-horizon curve step by step while the run goes, a whole-run curve
 // by time since start and the run's duration, each point as a median and
 // an upper quantile, and which model answered.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/rnn"
 )
 
@@ -22,14 +23,14 @@ func (e *Engine) MarshalModels() ([]byte, error) {
 	defer e.mu.Unlock()
 	b := append([]byte(modelsMagic), 0, 0)
 	binary.LittleEndian.PutUint16(b[4:], modelsVersion)
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		if e.seq[d] == nil {
 			b = append(b, 0)
 			continue
 		}
 		m, err := e.seq[d].m.MarshalBinary()
 		if err != nil {
-			return nil, fmt.Errorf("marshal %s model: %w", DimNames[d], err)
+			return nil, fmt.Errorf("marshal %s model: %w", d, err)
 		}
 		b = append(b, 1)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(m)))
@@ -48,10 +49,10 @@ func (e *Engine) LoadModels(b []byte) error {
 		return fmt.Errorf("model version %d, want %d: %w", v, modelsVersion, ErrModel)
 	}
 	b = b[6:]
-	var seq [NumDims]*Seq
-	for d := range NumDims {
+	var seq [resource.NumDims]*Seq
+	for d := range resource.NumDims {
 		if len(b) < 1 {
-			return fmt.Errorf("truncated at %s: %w", DimNames[d], ErrModel)
+			return fmt.Errorf("truncated at %s: %w", d, ErrModel)
 		}
 		present := b[0]
 		b = b[1:]
@@ -59,19 +60,19 @@ func (e *Engine) LoadModels(b []byte) error {
 			continue
 		}
 		if present != 1 || len(b) < 4 {
-			return fmt.Errorf("bad %s header: %w", DimNames[d], ErrModel)
+			return fmt.Errorf("bad %s header: %w", d, ErrModel)
 		}
 		n := binary.LittleEndian.Uint32(b)
 		b = b[4:]
 		if uint64(n) > uint64(len(b)) {
-			return fmt.Errorf("%s model truncated: %w", DimNames[d], ErrModel)
+			return fmt.Errorf("%s model truncated: %w", d, ErrModel)
 		}
 		var m rnn.Model
 		if err := m.UnmarshalBinary(b[:n]); err != nil {
-			return fmt.Errorf("%s model: %w: %w", DimNames[d], ErrModel, err)
+			return fmt.Errorf("%s model: %w: %w", d, ErrModel, err)
 		}
 		if c := m.Config(); c.Inputs != seqInputs || c.Outputs != SeqHorizons*len(seqQuantiles) {
-			return fmt.Errorf("%s model has %d inputs, %d outputs: %w", DimNames[d], c.Inputs, c.Outputs, ErrModel)
+			return fmt.Errorf("%s model has %d inputs, %d outputs: %w", d, c.Inputs, c.Outputs, ErrModel)
 		}
 		seq[d] = NewSeq(&m)
 		b = b[n:]

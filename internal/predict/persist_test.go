@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 func TestModelsRoundTrip(t *testing.T) {
@@ -29,9 +31,9 @@ func TestModelsRoundTrip(t *testing.T) {
 	if string(b) != string(b2) {
 		t.Fatal("round trip changed the models")
 	}
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		if f.seq[d] == nil {
-			t.Fatalf("%s model not loaded", DimNames[d])
+			t.Fatalf("%s model not loaded", d)
 		}
 	}
 	bad := []struct {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 func TestBaselines(t *testing.T) {
@@ -118,10 +118,10 @@ func TestSelectorPrefersCheapest(t *testing.T) {
 	}
 }
 
-func samples(n int, rng *rand.Rand, level float64) []profile.Sample {
-	out := make([]profile.Sample, n)
+func samples(n int, rng *rand.Rand, level float64) []resource.Sample {
+	out := make([]resource.Sample, n)
 	for i := range out {
-		out[i] = profile.Sample{CPUPct: level * (1 + 0.1*rng.NormFloat64()), MemoryMB: 10 * level, IOPS: level / 2, NetInMbps: 1, Avail: 15}
+		out[i] = resource.Sample{CPU: level / 100 * (1 + 0.1*rng.NormFloat64()), MemoryMB: 10 * level, IOPS: level / 2, NetInMbps: 1, Avail: resource.All}
 	}
 	return out
 }
@@ -161,22 +161,22 @@ func TestEngineColdStartChain(t *testing.T) {
 			if p.Source != tt.want {
 				t.Fatalf("source %s, want %s", p.Source, tt.want)
 			}
-			if len(p.Short[DimCPU].P50) != 10 || p.Duration != 60*time.Second && p.Duration != 40*time.Second {
-				t.Fatalf("short len %d, duration %v", len(p.Short[DimCPU].P50), p.Duration)
+			if len(p.Short[resource.CPU].P50) != 10 || p.Duration != 60*time.Second && p.Duration != 40*time.Second {
+				t.Fatalf("short len %d, duration %v", len(p.Short[resource.CPU].P50), p.Duration)
 			}
-			if tt.memP50 > 0 && math.Abs(p.Whole[DimMemory].P50[0]-tt.memP50) > tt.tolFrac*tt.memP50 {
-				t.Fatalf("whole memory p50 %v, want %v", p.Whole[DimMemory].P50[0], tt.memP50)
+			if tt.memP50 > 0 && math.Abs(p.Whole[resource.Memory].P50[0]-tt.memP50) > tt.tolFrac*tt.memP50 {
+				t.Fatalf("whole memory p50 %v, want %v", p.Whole[resource.Memory].P50[0], tt.memP50)
 			}
 		})
 	}
 	// The size fit scales: input 400 on a line through (100,100 MB), (200,200 MB) → 400 MB.
 	p, _ := e.Predict(ctx, Query{Features: Features{Signature: "a3", Code: "A", InputSize: 400}})
-	if m := p.Whole[DimMemory].P50[0]; m < 350 || m > 450 {
+	if m := p.Whole[resource.Memory].P50[0]; m < 350 || m > 450 {
 		t.Fatalf("size-scaled memory %v, want ≈ 400", m)
 	}
 	// The prior carries its margin: more than any run's upper.
 	p, _ = e.Predict(ctx, Query{Features: Features{Signature: "z"}})
-	if u := p.Whole[DimMemory].Upper[0]; u < 500*1.5*0.99 {
+	if u := p.Whole[resource.Memory].Upper[0]; u < 500*1.5*0.99 {
 		t.Fatalf("prior memory upper %v, want ≥ 1.5 × 500", u)
 	}
 }
@@ -189,18 +189,18 @@ func TestEngineSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Short[DimCPU].P50) != 5 || p.Model == "history" {
-		t.Fatalf("model %q, %d points", p.Model, len(p.Short[DimCPU].P50))
+	if len(p.Short[resource.CPU].P50) != 5 || p.Model == "history" {
+		t.Fatalf("model %q, %d points", p.Model, len(p.Short[resource.CPU].P50))
 	}
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		for i := range p.Short[d].P50 {
 			if !(p.Short[d].Upper[i] >= p.Short[d].P50[i]) || math.IsNaN(p.Short[d].P50[i]) {
-				t.Fatalf("%s point %d: %v / %v", DimNames[d], i, p.Short[d].P50[i], p.Short[d].Upper[i])
+				t.Fatalf("%s point %d: %v / %v", d, i, p.Short[d].P50[i], p.Short[d].Upper[i])
 			}
 		}
 	}
-	if c := p.Short[DimCPU].Upper[0]; c < 10 || c > 30 {
-		t.Fatalf("cpu upper %v for a level-10 series", c)
+	if c := p.Short[resource.CPU].Upper[0]; c < 0.1 || c > 0.3 {
+		t.Fatalf("cpu upper %v cores for a 0.1-core series", c)
 	}
 }
 

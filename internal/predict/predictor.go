@@ -10,32 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
-
-// The dimensions a Prediction carries, as indexes into its arrays.
-const (
-	DimCPU    = iota // CPU %, 100 = one core
-	DimMemory        // MB
-	DimIO            // ops/s
-	DimNet           // Mbps, both directions
-	NumDims
-)
-
-// DimNames are the dimensions' names.
-var DimNames = [NumDims]string{"cpu", "memory", "io", "network"}
-
-func sampleValue(s profile.Sample, d int) float64 {
-	switch d {
-	case DimCPU:
-		return s.CPUPct
-	case DimMemory:
-		return s.MemoryMB
-	case DimIO:
-		return s.IOPS
-	}
-	return s.NetMbps()
-}
 
 // Features describe a task's signature.
 type Features struct {
@@ -70,13 +46,14 @@ type Curve struct {
 	Upper []float64 // at quantile Prediction.UpperQ, margin included
 }
 
-// Prediction is a Predictor's answer.
+// Prediction is a Predictor's answer. Its curves are indexed by
+// resource.Dim, in resource's units.
 type Prediction struct {
 	Model  string // model that answered the short horizon ("prescient/<candidate>", "history")
 	Source Source
 	UpperQ float64 // quantile of the Upper points
-	Short  [NumDims]Curve
-	Whole  [NumDims]Curve
+	Short  [resource.NumDims]Curve
+	Whole  [resource.NumDims]Curve
 	// Duration is the run's expected length (p50) and DurationUpper its
 	// upper quantile; zero when nothing is known.
 	Duration, DurationUpper time.Duration
@@ -87,7 +64,7 @@ type Query struct {
 	Features
 	Load
 	// Samples are the run's own samples so far, oldest first (optional).
-	Samples []profile.Sample
+	Samples []resource.Sample
 	// Horizon is how far ahead the short curve goes; 0 = Config.Horizon.
 	Horizon time.Duration
 }
@@ -169,7 +146,7 @@ func (c *Config) validate() error {
 type pastRun struct {
 	start  time.Time
 	input  float64
-	values [NumDims][]float32 // float32 halves the cache; usage needs no more
+	values [resource.NumDims][]float32 // float32 halves the cache; usage needs no more
 }
 
 // sigState is what the engine keeps per signature.
@@ -188,10 +165,10 @@ type Engine struct {
 
 	mu    sync.Mutex
 	sigs  map[string]*sigState
-	codes map[string][]string            // code → signatures
-	seq   [NumDims]*Seq                  // learned model per dimension; nil until trained or loaded
-	cost  map[string]*[NumDims][]float64 // signature → decayed cost per candidate
-	scale [NumDims]float64               // running mean usage per dimension
+	codes map[string][]string                     // code → signatures
+	seq   [resource.NumDims]*Seq                  // learned model per dimension; nil until trained or loaded
+	cost  map[string]*[resource.NumDims][]float64 // signature → decayed cost per candidate
+	scale [resource.NumDims]float64               // running mean usage per dimension
 	nobs  float64
 }
 
@@ -203,20 +180,20 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Engine{cfg: cfg, log: log, sigs: map[string]*sigState{}, codes: map[string][]string{}, cost: map[string]*[NumDims][]float64{}}, nil
+	return &Engine{cfg: cfg, log: log, sigs: map[string]*sigState{}, codes: map[string][]string{}, cost: map[string]*[resource.NumDims][]float64{}}, nil
 }
 
 // AddRun records a finished run of f's signature.
-func (e *Engine) AddRun(f Features, start time.Time, samples []profile.Sample) {
+func (e *Engine) AddRun(f Features, start time.Time, samples []resource.Sample) {
 	if len(samples) == 0 {
 		return
 	}
 	samples = samples[max(0, len(samples)-e.cfg.MaxSamples):]
 	r := pastRun{start: start, input: f.InputSize}
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		v := make([]float32, len(samples))
 		for i, s := range samples {
-			v[i] = float32(sampleValue(s, d))
+			v[i] = float32(s.Value(d))
 		}
 		r.values[d] = v
 	}
@@ -234,16 +211,16 @@ func (e *Engine) AddRun(f Features, start time.Time, samples []profile.Sample) {
 	if len(st.runs) > e.cfg.MaxRuns {
 		st.runs = slices.Delete(st.runs, 0, len(st.runs)-e.cfg.MaxRuns)
 	}
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		for _, x := range r.values[d] {
 			e.nobs++
-			e.scale[d] += (float64(x) - e.scale[d]) / max(e.nobs/float64(NumDims), 1)
+			e.scale[d] += (float64(x) - e.scale[d]) / max(e.nobs/float64(resource.NumDims), 1)
 		}
 	}
 }
 
 // SetSeq installs a trained sequence model for dimension d (nil removes).
-func (e *Engine) SetSeq(d int, s *Seq) {
+func (e *Engine) SetSeq(d resource.Dim, s *Seq) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seq[d] = s
@@ -269,7 +246,7 @@ func (e *Engine) history(f Features) ([]pastRun, Source, float64) {
 					k = (a + b*f.InputSize) / from
 				}
 				scaled[i] = pastRun{start: r.start, input: f.InputSize}
-				for d := range NumDims {
+				for d := range resource.NumDims {
 					v := make([]float32, len(r.values[d]))
 					for j, x := range r.values[d] {
 						v[j] = float32(float64(x) * k)
@@ -304,10 +281,10 @@ func sizeFit(runs []pastRun, x float64) (a, b float64, ok bool) {
 			continue
 		}
 		var m float64
-		for _, v := range r.values[DimMemory] {
+		for _, v := range r.values[resource.Memory] {
 			m += float64(v)
 		}
-		m /= float64(max(len(r.values[DimMemory]), 1))
+		m /= float64(max(len(r.values[resource.Memory]), 1))
 		sx += r.input
 		sy += m
 		sxx += r.input * r.input
@@ -355,9 +332,9 @@ type Session struct {
 	f      Features
 	source Source
 	factor float64
-	whole  [NumDims]Curve
+	whole  [resource.NumDims]Curve
 	dur    [2]time.Duration
-	sel    [NumDims]*Selector
+	sel    [resource.NumDims]*Selector
 	n      int
 	pts    []Point
 }
@@ -374,12 +351,12 @@ func (e *Engine) Start(f Features, l Load) (*Session, error) {
 	s.whole, s.dur = e.wholeCurves(runs, k)
 	cost := e.cost[f.Signature]
 	if cost == nil {
-		cost = new([NumDims][]float64)
+		cost = new([resource.NumDims][]float64)
 		e.cost[f.Signature] = cost
 	}
 	step := int64(e.cfg.Step / time.Second)
 	now := time.Now()
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		past := make([]Past, 0, len(runs))
 		for _, r := range runs {
 			v := make([]float64, len(r.values[d]))
@@ -411,7 +388,7 @@ func (e *Engine) Start(f Features, l Load) (*Session, error) {
 // wholeCurves summarises runs by time since start at WholeStep: per
 // bucket the median over runs of the bucket's mean (P50) and the max over
 // runs of the bucket's max (Upper), times k; and the runs' durations.
-func (e *Engine) wholeCurves(runs []pastRun, k float64) (out [NumDims]Curve, dur [2]time.Duration) {
+func (e *Engine) wholeCurves(runs []pastRun, k float64) (out [resource.NumDims]Curve, dur [2]time.Duration) {
 	per := max(int(e.cfg.WholeStep/e.cfg.Step), 1)
 	longest := 0
 	durs := make([]float64, 0, len(runs))
@@ -425,7 +402,7 @@ func (e *Engine) wholeCurves(runs []pastRun, k float64) (out [NumDims]Curve, dur
 	dur[1] = time.Duration(durs[len(durs)-1] * float64(e.cfg.Step))
 	nb := (longest + per - 1) / per
 	means := make([]float64, 0, len(runs))
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		c := Curve{Step: e.cfg.WholeStep, P50: make([]float64, nb), Upper: make([]float64, nb)}
 		for b := range nb {
 			means = means[:0]
@@ -464,7 +441,7 @@ func (s *Session) Close() {
 	s.e.mu.Lock()
 	defer s.e.mu.Unlock()
 	if c := s.e.cost[s.f.Signature]; c != nil {
-		for d := range NumDims {
+		for d := range resource.NumDims {
 			c[d] = s.sel[d].cost[s.f.Signature]
 		}
 	}
@@ -472,9 +449,9 @@ func (s *Session) Close() {
 }
 
 // Observe feeds the run's next sample. It does not allocate.
-func (s *Session) Observe(x profile.Sample) {
-	for d := range NumDims {
-		s.sel[d].Observe(sampleValue(x, d))
+func (s *Session) Observe(x resource.Sample) {
+	for d := range resource.NumDims {
+		s.sel[d].Observe(x.Value(d))
 	}
 	s.n++
 }
@@ -489,7 +466,7 @@ func (s *Session) Predict(h time.Duration) Prediction {
 		s.pts = make([]Point, n)
 	}
 	pts := s.pts[:n]
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		c := Curve{Step: step, P50: make([]float64, n), Upper: make([]float64, n)}
 		if s.n == 0 {
 			w := s.whole[d]
@@ -504,7 +481,7 @@ func (s *Session) Predict(h time.Duration) Prediction {
 			for i, pt := range pts {
 				c.P50[i], c.Upper[i] = pt.P50, pt.Upper
 			}
-			if d == DimCPU {
+			if d == resource.CPU {
 				p.Model = "prescient/" + s.sel[d].Cands[s.sel[d].served].F.Name()
 			}
 		}
@@ -515,7 +492,7 @@ func (s *Session) Predict(h time.Duration) Prediction {
 
 // Forecast fills out (one Point per step ahead) for dimension d without
 // allocating: the hot path behind Predict.
-func (s *Session) Forecast(d int, out []Point) { s.sel[d].Forecast(out) }
+func (s *Session) Forecast(d resource.Dim, out []Point) { s.sel[d].Forecast(out) }
 
 // Train fits one sequence model per dimension on the runs the engine
 // keeps and installs them. It runs on the caller's goroutine (the daemon
@@ -523,10 +500,10 @@ func (s *Session) Forecast(d int, out []Point) { s.sel[d].Forecast(out) }
 // and stops with ctx.
 func (e *Engine) Train(ctx context.Context, cfg SeqConfig) error {
 	e.mu.Lock()
-	var runs [NumDims][]SeqRun
+	var runs [resource.NumDims][]SeqRun
 	for _, st := range e.sigs {
 		for i, r := range st.runs {
-			for d := range NumDims {
+			for d := range resource.NumDims {
 				past := make([]Past, 0, i)
 				for _, p := range st.runs[:i] {
 					past = append(past, Past{Start: p.start.Unix() - r.start.Unix(), Values: f64(p.values[d])})
@@ -539,12 +516,12 @@ func (e *Engine) Train(ctx context.Context, cfg SeqConfig) error {
 		}
 	}
 	e.mu.Unlock()
-	for d := range NumDims {
+	for d := range resource.NumDims {
 		s, st, err := TrainSeq(ctx, cfg, runs[d])
 		if err != nil {
-			return fmt.Errorf("train %s: %w", DimNames[d], err)
+			return fmt.Errorf("train %s: %w", d, err)
 		}
-		e.log.Info("trained sequence model", "dim", DimNames[d], "epochs", st.Epochs, "loss", st.Loss[len(st.Loss)-1], "took", st.Duration)
+		e.log.Info("trained sequence model", "dim", d, "epochs", st.Epochs, "loss", st.Loss[len(st.Loss)-1], "took", st.Duration)
 		e.SetSeq(d, s)
 	}
 	return nil

@@ -3,6 +3,8 @@ package profile
 import (
 	"testing"
 	"time"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // BenchmarkSample measures the CPU cost of one Sample of one task: on a fake
@@ -45,7 +47,7 @@ func benchSampler(b *testing.B, target Target, nm *NetMonitor) {
 	}
 	defer s.Close()
 	now := time.Unix(1e9, 0)
-	var avail Dims
+	var avail resource.Set
 	b.ReportAllocs()
 	for b.Loop() {
 		now = now.Add(time.Second)
@@ -54,9 +56,9 @@ func benchSampler(b *testing.B, target Target, nm *NetMonitor) {
 	b.ReportMetric(float64(countDims(avail)), "dims")
 }
 
-func countDims(d Dims) int {
+func countDims(d resource.Set) int {
 	n := 0
-	for _, x := range []Dim{CPU, Memory, IO, Net} {
+	for _, x := range []resource.Dim{resource.CPU, resource.Memory, resource.IO, resource.Net} {
 		if d.Has(x) {
 			n++
 		}

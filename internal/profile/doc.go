@@ -9,8 +9,8 @@
 //     which file feeds which dimension) and Sample re-reads them with one
 //     pread each, parsing without allocating. Rates (CPU, IO, network) are
 //     deltas between consecutive samples, so the first Sample only primes
-//     them. A dimension whose source is missing is left out of
-//     Sample.Avail, never reported as zero.
+//     them. A dimension whose source is missing is left out of the
+//     sample's Avail, never reported as zero.
 //
 //   - NetMonitor: one per daemon. OpenNetMonitor loads two cgroup_skb
 //     programs (ingress, egress), written with cilium/ebpf's asm package,
@@ -19,9 +19,9 @@
 //     Counters, deleted with Forget) and police the tasks given a limit with
 //     SetNetLimit, a lock-free token bucket per cgroup and direction.
 //
-// Units: CPU in percent of one core, memory in MiB (2^20 bytes, as
-// task.Limits.MemoryMB), IO in operations per second, network in megabits
-// (10^6 bits) per second per direction.
+// Samples are resource.Sample values, in resource's units: CPU in cores,
+// memory in MiB (2^20 bytes, as task.Limits.MemoryMB), IO in operations
+// per second, network in megabits (10^6 bits) per second per direction.
 //
 // On cgroup v1 hosts with Linux 6.10 or later the blkio counters stay at
 // zero until blk-throttle is set up for a disk; EnableV1IOAccounting does

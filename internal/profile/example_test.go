@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // A Sampler on a task's cgroup v2 directory. The directory here is a fake
@@ -36,17 +37,17 @@ func ExampleNewSampler() {
 
 	t0 := time.Now()
 	first := s.Sample(t0) // primes the CPU counter
-	fmt.Println("first sample has CPU:", first.Avail.Has(profile.CPU))
+	fmt.Println("first sample has CPU:", first.Avail.Has(resource.CPU))
 
 	write("cpu.stat", "usage_usec 750000\n") // 0.75 s of CPU ...
 	got := s.Sample(t0.Add(time.Second))     // ... in one second
-	fmt.Printf("CPU %.0f%%\n", got.CPUPct)
+	fmt.Printf("CPU %.2f cores\n", got.CPU)
 	// No memory.stat: the working set cannot be computed, so memory is
 	// unavailable rather than zero.
-	fmt.Println("memory available:", got.Avail.Has(profile.Memory))
+	fmt.Println("memory available:", got.Avail.Has(resource.Memory))
 	// Output:
 	// first sample has CPU: false
-	// CPU 75%
+	// CPU 0.75 cores
 	// memory available: false
 }
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // Target names one task's cgroups, as the executor created them.
@@ -23,7 +25,7 @@ type Target struct {
 	CgroupID uint64
 }
 
-// Units of the Sample fields.
+// Units of the resource.Sample fields.
 const (
 	bytesPerMB = 1 << 20 // memory fields are MiB, as task.Limits.MemoryMB
 	bitsPerMb  = 1e6     // network fields are megabits (10^6 bits) per second
@@ -48,7 +50,7 @@ const (
 //
 // A Sampler is safe for concurrent use, though one goroutine per task is
 // the intended use. Close releases the files; Sample after Close returns a
-// Sample with nothing in Avail.
+// sample with nothing in Avail.
 type Sampler struct {
 	mu sync.Mutex
 	// Guarded by mu:
@@ -223,10 +225,10 @@ func openOptional(path string) (statFile, error) {
 // is left out of Avail; it is never reported as zero.
 //
 // Sample does not allocate.
-func (s *Sampler) Sample(now time.Time) Sample {
+func (s *Sampler) Sample(now time.Time) resource.Sample {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Sample{Time: now}
+	out := resource.Sample{Time: now}
 	if s.closed {
 		return out
 	}
@@ -246,8 +248,8 @@ func (s *Sampler) Sample(now time.Time) Sample {
 		}
 		if ok {
 			if perSec, ok := s.cpuRate.observe(ns, now); ok {
-				out.CPUPct = perSec / 1e9 * 100
-				out.Avail |= Dims(CPU)
+				out.CPU = perSec / 1e9 // cores
+				out.Avail = out.Avail.With(resource.CPU)
 			}
 		}
 	}
@@ -269,7 +271,7 @@ func (s *Sampler) Sample(now time.Time) Sample {
 		if ok {
 			if perSec, ok := s.ioRate.observe(ops, now); ok {
 				out.IOPS = perSec
-				out.Avail |= Dims(IO)
+				out.Avail = out.Avail.With(resource.IO)
 			}
 		}
 	}
@@ -283,7 +285,7 @@ func (s *Sampler) Sample(now time.Time) Sample {
 			if okIn && okOut {
 				out.NetInMbps = in * 8 / bitsPerMb
 				out.NetOutMbps = outR * 8 / bitsPerMb
-				out.Avail |= Dims(Net)
+				out.Avail = out.Avail.With(resource.Net)
 			}
 		}
 	}
@@ -292,7 +294,7 @@ func (s *Sampler) Sample(now time.Time) Sample {
 
 var cpuKeys = []string{"usage_usec"}
 
-func (s *Sampler) sampleMem(out *Sample, vals *[2]uint64) {
+func (s *Sampler) sampleMem(out *resource.Sample, vals *[2]uint64) {
 	b, err := s.read(s.mem.usage)
 	if err != nil {
 		return
@@ -325,7 +327,7 @@ func (s *Sampler) sampleMem(out *Sample, vals *[2]uint64) {
 	out.MemoryMB = float64(ws) / bytesPerMB
 	out.RSSMB = float64(rss) / bytesPerMB
 	out.PeakMB = float64(peak) / bytesPerMB
-	out.Avail |= Dims(Memory)
+	out.Avail = out.Avail.With(resource.Memory)
 }
 
 // read returns f's whole content in s.buf, growing it when needed.

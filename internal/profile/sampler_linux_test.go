@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // These tests measure real workloads in real cgroups. Other builds may be
@@ -19,12 +21,12 @@ import (
 // where there is one.
 
 // window samples s over d after priming it, and returns the second sample.
-func window(t *testing.T, s *Sampler, d time.Duration) Sample {
+func window(t *testing.T, s *Sampler, d time.Duration) resource.Sample {
 	t.Helper()
 	first := s.Sample(time.Now())
-	for _, dim := range []Dim{CPU, IO, Net} {
+	for _, dim := range []resource.Dim{resource.CPU, resource.IO, resource.Net} {
 		if first.Avail.Has(dim) {
-			t.Errorf("first sample has rate dimension %d in Avail", dim)
+			t.Errorf("first sample has rate dimension %s in Avail", dim)
 		}
 	}
 	time.Sleep(d)
@@ -34,9 +36,9 @@ func window(t *testing.T, s *Sampler, d time.Duration) Sample {
 func within(t *testing.T, what string, got, want, tol float64) {
 	t.Helper()
 	if math.Abs(got-want) > tol {
-		t.Errorf("%s = %.2f, want %.2f ± %.2f", what, got, want, tol)
+		t.Errorf("%s = %.3f, want %.3f ± %.3f", what, got, want, tol)
 	} else {
-		t.Logf("%s = %.2f (want %.2f ± %.2f)", what, got, want, tol)
+		t.Logf("%s = %.3f (want %.3f ± %.3f)", what, got, want, tol)
 	}
 }
 
@@ -79,16 +81,16 @@ func TestSamplerCPU(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	now = time.Now()
 	got := s.Sample(now)
-	procPct := float64(procCPU(t, c.pid())-cpu0) / float64(time.Since(t0)) * 100
+	procCores := float64(procCPU(t, c.pid())-cpu0) / float64(time.Since(t0))
 
-	if !got.Avail.Has(CPU) {
+	if !got.Avail.Has(resource.CPU) {
 		t.Fatalf("CPU not available: %+v", got)
 	}
-	within(t, "CPU %", got.CPUPct, 50, 10)
+	within(t, "CPU cores", got.CPU, 0.5, 0.1)
 	// /proc/<pid>/stat counts in 10 ms ticks: ±1 tick at each end over 3 s.
-	within(t, "CPU % against /proc/<pid>/stat", got.CPUPct, procPct, 3)
+	within(t, "CPU cores against /proc/<pid>/stat", got.CPU, procCores, 0.03)
 	if v2 != nil {
-		within(t, "CPU % from v2 cpu.stat against v1 cpuacct", v2.Sample(now).CPUPct, got.CPUPct, 1)
+		within(t, "CPU cores from v2 cpu.stat against v1 cpuacct", v2.Sample(now).CPU, got.CPU, 0.01)
 	}
 }
 
@@ -100,7 +102,7 @@ func TestSamplerMemory(t *testing.T) {
 	c.start(t)
 
 	got := s.Sample(time.Now())
-	if !got.Avail.Has(Memory) {
+	if !got.Avail.Has(resource.Memory) {
 		t.Skipf("no memory controller for the test cgroup: %+v", cg.Target)
 	}
 	within(t, "working set MB", got.MemoryMB, 300, 30)
@@ -110,7 +112,7 @@ func TestSamplerMemory(t *testing.T) {
 	}
 	c.stop()
 	after := s.Sample(time.Now())
-	if !after.Avail.Has(Memory) || after.MemoryMB > 30 {
+	if !after.Avail.Has(resource.Memory) || after.MemoryMB > 30 {
 		t.Errorf("after exit: working set %.1f MB (avail %v), want near 0", after.MemoryMB, after.Avail)
 	}
 	if after.PeakMB < 270 {
@@ -142,7 +144,7 @@ func TestSamplerIO(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	got := window(t, s, 3*time.Second)
-	if !got.Avail.Has(IO) {
+	if !got.Avail.Has(resource.IO) {
 		t.Fatalf("IO not available: %+v", got)
 	}
 	within(t, "IOPS", got.IOPS, rate, 0.2*rate)
@@ -198,7 +200,7 @@ func TestSamplerNet(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	got := window(t, s, 3*time.Second)
-	if !got.Avail.Has(Net) {
+	if !got.Avail.Has(resource.Net) {
 		t.Fatalf("Net not available: %+v", got)
 	}
 	// The child talks to itself: its data leaves and arrives in its own
@@ -225,7 +227,7 @@ func TestSamplerNetIdle(t *testing.T) {
 	nm := openTestNetMonitor(t, cg)
 	s := newTestSampler(t, cg, nm)
 	got := window(t, s, 50*time.Millisecond)
-	if !got.Avail.Has(Net) || got.NetMbps() != 0 {
+	if !got.Avail.Has(resource.Net) || got.NetMbps() != 0 {
 		t.Errorf("idle task: %+v, want Net available and 0", got)
 	}
 }

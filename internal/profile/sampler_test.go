@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // A fake cgroupfs: plain files in t.TempDir laid out as the kernel lays out
@@ -74,7 +76,7 @@ type fakeCase struct {
 	v2     bool              // Target.V2 given
 	before map[string]string // files at the first sample (paths relative to the fake root)
 	after  map[string]string // files rewritten before the second sample, one second later
-	want   Sample            // the second sample (Time ignored)
+	want   resource.Sample   // the second sample (Time ignored)
 }
 
 // fakeTarget lays out root/v2 and root/<ctrl> directories.
@@ -107,7 +109,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/cpu.stat": "usage_usec 1500000\nuser_usec 1200000\nsystem_usec 300000\nnr_periods 0\n",
 				"v2/io.stat":  v2IOStat(110, 70, 80, 40), // +200 ops
 			},
-			want: Sample{CPUPct: 50, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 200, Avail: Dims(CPU | Memory | IO)},
+			want: resource.Sample{CPU: 0.5, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 200, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
 		},
 		{
 			name: "v1",
@@ -123,7 +125,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"cpuacct/cpuacct.usage":            "6250000000\n", // +1.25 s of CPU
 				"blkio/blkio.throttle.io_serviced": v1IOServiced(300, 250),
 			},
-			want: Sample{CPUPct: 125, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 400, Avail: Dims(CPU | Memory | IO)},
+			want: resource.Sample{CPU: 1.25, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 400, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
 		},
 		{
 			// The host this was written on: v2 without controllers (cpu.stat
@@ -145,7 +147,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"cpuacct/cpuacct.usage":            "250000000\n",
 				"blkio/blkio.throttle.io_serviced": v1IOServiced(7, 3),
 			},
-			want: Sample{CPUPct: 25, MemoryMB: 64, RSSMB: 60, PeakMB: 64, IOPS: 10, Avail: Dims(CPU | Memory | IO)},
+			want: resource.Sample{CPU: 0.25, MemoryMB: 64, RSSMB: 60, PeakMB: 64, IOPS: 10, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
 		},
 		{
 			name: "v2 cpu only: memory and IO unavailable, not zero",
@@ -156,7 +158,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 			after: map[string]string{
 				"v2/cpu.stat": "usage_usec 2000000\n",
 			},
-			want: Sample{CPUPct: 200, Avail: Dims(CPU)},
+			want: resource.Sample{CPU: 2, Avail: resource.SetOf(resource.CPU)},
 		},
 		{
 			name: "v2 without memory.peak keeps a running max",
@@ -169,7 +171,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/memory.current": itoa(100 * mib),
 				"v2/memory.stat":    v2MemStat(0, 100*mib),
 			},
-			want: Sample{MemoryMB: 100, RSSMB: 100, PeakMB: 300, Avail: Dims(Memory)},
+			want: resource.Sample{MemoryMB: 100, RSSMB: 100, PeakMB: 300, Avail: resource.SetOf(resource.Memory)},
 		},
 		{
 			name: "working set clamps at zero",
@@ -179,7 +181,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/memory.stat":    v2MemStat(12*mib, mib),
 				"v2/memory.peak":    itoa(20 * mib),
 			},
-			want: Sample{MemoryMB: 0, RSSMB: 1, PeakMB: 20, Avail: Dims(Memory)},
+			want: resource.Sample{MemoryMB: 0, RSSMB: 1, PeakMB: 20, Avail: resource.SetOf(resource.Memory)},
 		},
 		{
 			name: "memory.stat without the working-set key: memory unavailable",
@@ -190,7 +192,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/memory.stat":    "anon 5\nfile 6\n",
 			},
 			after: map[string]string{"v2/cpu.stat": "usage_usec 10000\n"},
-			want:  Sample{CPUPct: 1, Avail: Dims(CPU)},
+			want:  resource.Sample{CPU: 0.01, Avail: resource.SetOf(resource.CPU)},
 		},
 		{
 			name: "v1 memory without memory.stat: memory unavailable",
@@ -200,7 +202,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"memory/memory.usage_in_bytes": itoa(10 * mib),
 			},
 			after: map[string]string{"cpuacct/cpuacct.usage": "1000000000\n"},
-			want:  Sample{CPUPct: 100, Avail: Dims(CPU)},
+			want:  resource.Sample{CPU: 1, Avail: resource.SetOf(resource.CPU)},
 		},
 		{
 			name: "unparsable counter: that dimension unavailable",
@@ -213,7 +215,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/cpu.stat": "usage_usec 12abc\n",
 				"v2/io.stat":  v2IOStat(2, 2, 2, 2),
 			},
-			want: Sample{IOPS: 4, Avail: Dims(IO)},
+			want: resource.Sample{IOPS: 4, Avail: resource.SetOf(resource.IO)},
 		},
 		{
 			name: "empty io.stat is zero IO, available",
@@ -221,7 +223,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 			before: map[string]string{
 				"v2/io.stat": "",
 			},
-			want: Sample{IOPS: 0, Avail: Dims(IO)},
+			want: resource.Sample{IOPS: 0, Avail: resource.SetOf(resource.IO)},
 		},
 		{
 			name: "memory.stat larger than the initial buffer",
@@ -231,7 +233,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/memory.stat":    strings.Repeat("padding_key 123456789\n", 1000) + v2MemStat(mib, 2*mib),
 				"v2/memory.peak":    itoa(9 * mib),
 			},
-			want: Sample{MemoryMB: 7, RSSMB: 2, PeakMB: 9, Avail: Dims(Memory)},
+			want: resource.Sample{MemoryMB: 7, RSSMB: 2, PeakMB: 9, Avail: resource.SetOf(resource.Memory)},
 		},
 	}
 	for _, c := range cases {
@@ -246,11 +248,11 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 			defer s.Close()
 			t0 := time.Now()
 			first := s.Sample(t0)
-			if rates := first.Avail & Dims(CPU|IO|Net); rates != 0 {
+			if rates := first.Avail & resource.SetOf(resource.CPU, resource.IO, resource.Net); rates != 0 {
 				t.Errorf("first sample has rate dimensions %b in Avail", rates)
 			}
-			if first.Avail.Has(Memory) != c.want.Avail.Has(Memory) {
-				t.Errorf("first sample memory available = %v, want %v", first.Avail.Has(Memory), c.want.Avail.Has(Memory))
+			if first.Avail.Has(resource.Memory) != c.want.Avail.Has(resource.Memory) {
+				t.Errorf("first sample memory available = %v, want %v", first.Avail.Has(resource.Memory), c.want.Avail.Has(resource.Memory))
 			}
 			writeFiles(t, root, c.after)
 			got := s.Sample(t0.Add(time.Second))
@@ -259,23 +261,23 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 	}
 }
 
-func checkSample(t *testing.T, got, want Sample) {
+func checkSample(t *testing.T, got, want resource.Sample) {
 	t.Helper()
 	if got.Avail != want.Avail {
 		t.Errorf("Avail = %04b, want %04b (sample %+v)", got.Avail, want.Avail, got)
 	}
 	for _, f := range []struct {
 		name      string
-		dim       Dim
+		dim       resource.Dim
 		got, want float64
 	}{
-		{"CPUPct", CPU, got.CPUPct, want.CPUPct},
-		{"MemoryMB", Memory, got.MemoryMB, want.MemoryMB},
-		{"RSSMB", Memory, got.RSSMB, want.RSSMB},
-		{"PeakMB", Memory, got.PeakMB, want.PeakMB},
-		{"IOPS", IO, got.IOPS, want.IOPS},
-		{"NetInMbps", Net, got.NetInMbps, want.NetInMbps},
-		{"NetOutMbps", Net, got.NetOutMbps, want.NetOutMbps},
+		{"CPU", resource.CPU, got.CPU, want.CPU},
+		{"MemoryMB", resource.Memory, got.MemoryMB, want.MemoryMB},
+		{"RSSMB", resource.Memory, got.RSSMB, want.RSSMB},
+		{"PeakMB", resource.Memory, got.PeakMB, want.PeakMB},
+		{"IOPS", resource.IO, got.IOPS, want.IOPS},
+		{"NetInMbps", resource.Net, got.NetInMbps, want.NetInMbps},
+		{"NetOutMbps", resource.Net, got.NetOutMbps, want.NetOutMbps},
 	} {
 		if want.Avail.Has(f.dim) && math.Abs(f.got-f.want) > 1e-9 {
 			t.Errorf("%s = %v, want %v", f.name, f.got, f.want)
@@ -316,24 +318,24 @@ func TestSamplerRateEdges(t *testing.T) {
 	t0 := time.Now()
 	_ = s.Sample(t0)
 	writeFiles(t, root, map[string]string{"cpu.stat": "usage_usec 100000\n"})
-	if got := s.Sample(t0); got.Avail.Has(CPU) {
-		t.Errorf("sample at the same instant has CPU %v", got.CPUPct)
+	if got := s.Sample(t0); got.Avail.Has(resource.CPU) {
+		t.Errorf("sample at the same instant has CPU %v", got.CPU)
 	}
-	if got := s.Sample(t0.Add(-time.Second)); got.Avail.Has(CPU) {
-		t.Errorf("sample back in time has CPU %v", got.CPUPct)
+	if got := s.Sample(t0.Add(-time.Second)); got.Avail.Has(resource.CPU) {
+		t.Errorf("sample back in time has CPU %v", got.CPU)
 	}
 	// The base stayed at t0 with 0 µs: 100 ms over 500 ms.
-	if got := s.Sample(t0.Add(500 * time.Millisecond)); !got.Avail.Has(CPU) || math.Abs(got.CPUPct-20) > 1e-9 {
-		t.Errorf("CPU = %v (avail %v), want 20", got.CPUPct, got.Avail.Has(CPU))
+	if got := s.Sample(t0.Add(500 * time.Millisecond)); !got.Avail.Has(resource.CPU) || math.Abs(got.CPU-0.2) > 1e-9 {
+		t.Errorf("CPU = %v cores (avail %v), want 0.2", got.CPU, got.Avail.Has(resource.CPU))
 	}
 	// A read failure in between does not reset the base.
 	writeFiles(t, root, map[string]string{"cpu.stat": "garbage\n"})
-	if got := s.Sample(t0.Add(time.Second)); got.Avail.Has(CPU) {
-		t.Errorf("garbage gave CPU %v", got.CPUPct)
+	if got := s.Sample(t0.Add(time.Second)); got.Avail.Has(resource.CPU) {
+		t.Errorf("garbage gave CPU %v", got.CPU)
 	}
 	writeFiles(t, root, map[string]string{"cpu.stat": "usage_usec 400000\n"})
-	if got := s.Sample(t0.Add(1500 * time.Millisecond)); math.Abs(got.CPUPct-30) > 1e-9 {
-		t.Errorf("CPU after a failed read = %v, want 30 (300 ms over 1 s)", got.CPUPct)
+	if got := s.Sample(t0.Add(1500 * time.Millisecond)); math.Abs(got.CPU-0.3) > 1e-9 {
+		t.Errorf("CPU after a failed read = %v cores, want 0.3 (300 ms over 1 s)", got.CPU)
 	}
 
 	if err := s.Close(); err != nil {

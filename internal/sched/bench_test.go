@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // benchCapacity is a large node: 64 cores, 256 GiB, 50k IO ops/s, 10 Gbit/s
 // (the ledger's benchmark node).
-var benchCapacity = ledger.Vector{64, 256 << 10, 50000, 10000}
+var benchCapacity = resource.Vector{64, 256 << 10, 50000, 10000}
 
 // benchCurves are the ledger benchmark's: 8 steps, 10 s to 5 min,
 // 0.25-4 cores, 128 MB-8 GB, p95 1-1.5× p50.
@@ -25,9 +26,9 @@ func benchCurves(rng *rand.Rand, n int) []ledger.Curve {
 		mem := 128 + rng.Float64()*8000
 		for k := range c.Steps {
 			f := 0.3 + 0.7*rng.Float64()
-			p50 := ledger.Vector{cpu * f, mem * f, rng.Float64() * 500, rng.Float64() * 100}
+			p50 := resource.Vector{cpu * f, mem * f, rng.Float64() * 500, rng.Float64() * 100}
 			hi := 1 + rng.Float64()*0.5
-			c.Steps[k] = ledger.Step{Dur: total / 8, P50: p50, PHi: ledger.Vector{p50[0] * hi, p50[1] * hi, p50[2] * hi, p50[3] * hi}}
+			c.Steps[k] = ledger.Step{Dur: total / 8, P50: p50, PHi: resource.Vector{p50[0] * hi, p50[1] * hi, p50[2] * hi, p50[3] * hi}}
 		}
 		out[i] = c
 	}
@@ -161,10 +162,10 @@ func BenchmarkMonitor(b *testing.B) {
 	if len(ids) == 0 {
 		b.Fatal("nothing started")
 	}
-	use := make([]ledger.Vector, len(ids))
+	use := make([]resource.Vector, len(ids))
 	for i, id := range ids {
 		v, _ := s.Get(id)
-		use[i] = ledger.FromLimits(v.Limits)
+		use[i] = v.Limits.Vector()
 	}
 	now := t0
 	b.ReportAllocs()
@@ -174,7 +175,7 @@ func BenchmarkMonitor(b *testing.B) {
 		clk.Set(now)
 		for i, id := range ids {
 			f := 0.5 + rng.Float64()*0.4
-			if _, err := s.Observe(id, Observation{At: now, Used: ledger.Vector{use[i][0] * f, use[i][1] * f}}); err != nil {
+			if _, err := s.Observe(id, Observation{At: now, Used: resource.Vector{use[i][0] * f, use[i][1] * f}}); err != nil {
 				b.Fatal(err)
 			}
 		}

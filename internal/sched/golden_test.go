@@ -11,6 +11,7 @@ import (
 
 	"github.com/prescient-sched/prescient/internal/golden"
 	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // TestGolden runs the scripted scenarios in testdata/*.txt and compares
@@ -39,7 +40,7 @@ func parseVal(s string) (p50, phi float64, err error) {
 	return
 }
 
-var dimKeys = map[string]ledger.Dim{"cpu": ledger.CPU, "mem": ledger.Memory, "iops": ledger.IO, "net": ledger.Net}
+var dimKeys = map[string]resource.Dim{"cpu": resource.CPU, "mem": resource.Memory, "iops": resource.IO, "net": resource.Net}
 
 func parseCurve(parts []string) (ledger.Curve, error) {
 	var c ledger.Curve
@@ -79,7 +80,9 @@ func runScript(t *testing.T, src string) []byte {
 	)
 	pred := mapPredictor{}
 	rel := func(tm time.Time) string { return "+" + tm.Sub(t0).String() }
-	lim := func(v ledger.Vector) string { return fmt.Sprintf("cpu=%.3g mem=%.4g", v[ledger.CPU], v[ledger.Memory]) }
+	lim := func(v resource.Vector) string {
+		return fmt.Sprintf("cpu=%.3g mem=%.4g", v[resource.CPU], v[resource.Memory])
+	}
 	for n, line := range strings.Split(src, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -154,7 +157,7 @@ func runScript(t *testing.T, src string) []byte {
 			}
 		case "dispatch":
 			for _, st := range s.Schedule(0) {
-				fmt.Fprintf(&out, "start %s limits{%s} soft=%.4g waited=%v\n", st.ID, lim(ledger.FromLimits(st.Limits)), st.SoftMemoryMB, st.Waited)
+				fmt.Fprintf(&out, "start %s limits{%s} soft=%.4g waited=%v\n", st.ID, lim(st.Limits.Vector()), st.SoftMemoryMB, st.Waited)
 			}
 		case "replan":
 			fmt.Fprintf(&out, "replanned %d\n", s.Replan())
@@ -181,7 +184,7 @@ func runScript(t *testing.T, src string) []byte {
 			if changed {
 				v, _ := s.Get(f[1])
 				a := v.Allocs[len(v.Allocs)-1]
-				fmt.Fprintf(&out, "%s %s limits{%s} soft=%.4g\n", f[1], a.Reason, lim(ledger.FromLimits(a.Limits)), a.SoftMemoryMB)
+				fmt.Fprintf(&out, "%s %s limits{%s} soft=%.4g\n", f[1], a.Reason, lim(a.Limits.Vector()), a.SoftMemoryMB)
 			}
 			for _, id := range ex.evicted {
 				fmt.Fprintf(&out, "evicted %s\n", id)
@@ -207,9 +210,9 @@ func runScript(t *testing.T, src string) []byte {
 				fmt.Fprintln(&out, "unknown")
 				continue
 			}
-			fmt.Fprintf(&out, "%s %s limits{%s} retries=%d\n", v.ID, v.State, lim(ledger.FromLimits(v.Limits)), v.Retries)
+			fmt.Fprintf(&out, "%s %s limits{%s} retries=%d\n", v.ID, v.State, lim(v.Limits.Vector()), v.Retries)
 			for _, a := range v.Allocs {
-				fmt.Fprintf(&out, "  %s %s limits{%s} soft=%.4g %s\n", rel(a.At), a.Reason, lim(ledger.FromLimits(a.Limits)), a.SoftMemoryMB, a.Detail)
+				fmt.Fprintf(&out, "  %s %s limits{%s} soft=%.4g %s\n", rel(a.At), a.Reason, lim(a.Limits.Vector()), a.SoftMemoryMB, a.Detail)
 			}
 		case "usage":
 			u := s.Usage()

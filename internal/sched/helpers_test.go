@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -72,7 +73,7 @@ func (f *fakeExec) Evict(id string) error {
 
 // newTest returns a scheduler over a fresh ledger of capacity c with 1 s
 // slots, a fake clock at t0, a table predictor and a fake executor.
-func newTest(c ledger.Vector, pred mapPredictor, mod func(*Config)) (*Scheduler, *fakeClock, *fakeExec, error) {
+func newTest(c resource.Vector, pred mapPredictor, mod func(*Config)) (*Scheduler, *fakeClock, *fakeExec, error) {
 	led, err := ledger.New(ledger.Config{Capacity: c, SlotWidth: time.Second, Horizon: time.Hour, Start: t0}, nil)
 	if err != nil {
 		return nil, nil, nil, err
@@ -87,4 +88,6 @@ func newTest(c ledger.Vector, pred mapPredictor, mod func(*Config)) (*Scheduler,
 	return s, clk, ex, err
 }
 
-func vec(cpu, mem float64) ledger.Vector { return ledger.Vector{ledger.CPU: cpu, ledger.Memory: mem} }
+func vec(cpu, mem float64) resource.Vector {
+	return resource.Vector{resource.CPU: cpu, resource.Memory: mem}
+}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
+	"github.com/prescient-sched/prescient/internal/task"
 )
 
 // Observe is the monitor's step for one sample of a running task: it
@@ -41,10 +43,10 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 	s.usedSum = clampZero(s.usedSum.Sub(s.usedOf(e)).Add(o.Used))
 	grow := 0.0
 	if e.observed && o.At.After(e.prevAt) {
-		rate := (o.Used[ledger.Memory] - e.prevMem) / o.At.Sub(e.prevAt).Seconds()
+		rate := (o.Used[resource.Memory] - e.prevMem) / o.At.Sub(e.prevAt).Seconds()
 		grow = max(rate, 0) * s.cfg.LeadTime.Seconds()
 	}
-	e.used, e.observed, e.prevMem, e.prevAt = o.Used, true, o.Used[ledger.Memory], o.At
+	e.used, e.observed, e.prevMem, e.prevAt = o.Used, true, o.Used[resource.Memory], o.At
 	if e.evicting || s.cfg.Static {
 		return false, nil
 	}
@@ -57,11 +59,11 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time) (bool, error) {
 	elapsed := now.Sub(e.start)
 	pred := hardWindow(e.curve, elapsed, s.cfg.MonitorWindow, s.head)
-	old := ledger.FromLimits(e.limits)
+	old := e.limits.Vector()
 	// A live forecast may refine the curve within what the run's history
 	// ever reached (or what it uses now), never beyond: an unsure short-
 	// horizon model must not claim the whole node.
-	ahead := vmin(o.Ahead, e.peakHi.Max(o.Used))
+	ahead := o.Ahead.Min(e.peakHi.Max(o.Used))
 	want := old
 	up, down := false, false
 	for d := range want {
@@ -70,7 +72,7 @@ func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time)
 		}
 		h := 1 + s.head[d]
 		need := max(pred[d], o.Used[d]*h, ahead[d]*h)
-		if ledger.Dim(d) == ledger.Memory {
+		if resource.Dim(d) == resource.Memory {
 			// Extrapolated growth, bounded by the larger of the curve's
 			// peak and 1.5× use now: one steep sample must not claim the node.
 			need = max(need, min(o.Used[d]+grow, max(e.peakHi[d], 1.5*o.Used[d]))*h)
@@ -107,7 +109,7 @@ func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time)
 		for d := range want {
 			if want[d] > old[d] && want[d] > avail[d] {
 				want[d] = max(old[d], avail[d]-0.002)
-				if ledger.Dim(d) == ledger.Memory {
+				if resource.Dim(d) == resource.Memory {
 					short = true
 				}
 			}
@@ -119,7 +121,7 @@ func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time)
 		}
 		return false, nil
 	}
-	lim := want.Limits()
+	lim := task.LimitsOf(want)
 	lim.Pids = e.limits.Pids
 	if err := s.led.Adjust(e.t.ID, now, lim); err != nil {
 		if errors.Is(err, ledger.ErrOverCapacity) {
@@ -138,8 +140,8 @@ func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time)
 	s.committed = s.committed.Sub(old).Add(want)
 	e.limits = lim
 	softApplied := false
-	if soft := windowP50(e.curve, elapsed, s.cfg.MonitorWindow)[ledger.Memory]; soft > 0 && !e.loose && !e.throttled {
-		e.soft = min(max(soft, e.floorMB), want[ledger.Memory])
+	if soft := windowP50(e.curve, elapsed, s.cfg.MonitorWindow)[resource.Memory]; soft > 0 && !e.loose && !e.throttled {
+		e.soft = min(max(soft, e.floorMB), want[resource.Memory])
 		if sl, ok := s.cfg.Executor.(SoftLimiter); ok {
 			softApplied = sl.SetSoftMemory(e.t.ID, e.soft) == nil
 		}
@@ -156,8 +158,8 @@ func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time)
 	return true, nil
 }
 
-func fmtUse(v ledger.Vector) string {
-	return fmt.Sprintf("cpu=%.2f memory=%.0fMB", v[ledger.CPU], v[ledger.Memory])
+func fmtUse(v resource.Vector) string {
+	return fmt.Sprintf("cpu=%.2f memory=%.0fMB", v[resource.CPU], v[resource.Memory])
 }
 
 // makeRoom evicts the lowest-priority, youngest running task whose
@@ -177,7 +179,7 @@ const throttleFrac = 0.9
 // if that is not enough by the next action, evicted. When use has fallen
 // well below the threshold, throttled tasks get their soft limits back.
 func (s *Scheduler) pressure(now time.Time) {
-	used, capMB := s.usedSum[ledger.Memory], s.capv[ledger.Memory]
+	used, capMB := s.usedSum[resource.Memory], s.capv[resource.Memory]
 	if used <= s.cfg.PressureFrac*capMB {
 		if s.throttledN > 0 && used <= (s.cfg.PressureFrac-0.1)*capMB {
 			s.unthrottle(now)
@@ -193,7 +195,7 @@ func (s *Scheduler) pressure(now time.Time) {
 	}
 	why := fmt.Sprintf("node memory use %.0f of %.0f MB", used, capMB)
 	if sl, ok := s.cfg.Executor.(SoftLimiter); ok && !v.throttled && !v.loose {
-		soft := max(throttleFrac*v.used[ledger.Memory], s.cfg.MinMemoryMB)
+		soft := max(throttleFrac*v.used[resource.Memory], s.cfg.MinMemoryMB)
 		if err := sl.SetSoftMemory(v.t.ID, soft); err == nil {
 			v.throttled, v.soft = true, soft
 			s.throttledN++
@@ -219,7 +221,7 @@ func (s *Scheduler) unthrottle(now time.Time) {
 		if e.state != Running || sl == nil {
 			continue
 		}
-		soft := windowP50(e.curve, now.Sub(e.start), s.cfg.MonitorWindow)[ledger.Memory]
+		soft := windowP50(e.curve, now.Sub(e.start), s.cfg.MonitorWindow)[resource.Memory]
 		e.soft = min(max(soft, e.floorMB), e.limits.MemoryMB)
 		s.record(e, now, ReasonUnthrottle, "memory pressure over", sl.SetSoftMemory(e.t.ID, e.soft) == nil)
 	}
@@ -279,11 +281,4 @@ func (s *Scheduler) OnRunning(fn func(id string)) {
 	for _, id := range ids {
 		fn(id)
 	}
-}
-
-func vmin(a, b ledger.Vector) ledger.Vector {
-	for d := range a {
-		a[d] = min(a[d], b[d])
-	}
-	return a
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // randCurve is 1-4 steps of 1-20 s, up to 1.5 cores and 600 MB.
@@ -127,7 +128,7 @@ func TestPropertyInterleavings(t *testing.T) {
 					name = "observe"
 					for id := range running {
 						e := s.tasks[id]
-						use := ledger.FromLimits(e.limits)
+						use := e.limits.Vector()
 						f := rng.Float64() * 1.3
 						_, err := s.Observe(id, Observation{At: now, Used: vec(use[0]*f, use[1]*f)})
 						if err != nil {
@@ -176,7 +177,7 @@ func TestPropertyInterleavings(t *testing.T) {
 				t.Fatalf("the interleaving exercised too little: %+v", st)
 			}
 			snap := s.Ledger().Snapshot(now)
-			if snap.Soft != 0 || snap.Hard != 0 || snap.Committed != (ledger.Vector{}) {
+			if snap.Soft != 0 || snap.Hard != 0 || snap.Committed != (resource.Vector{}) {
 				t.Fatalf("after drain the ledger holds %d soft, %d hard, committed %v", snap.Soft, snap.Hard, snap.Committed)
 			}
 			for i := range next {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -58,7 +59,7 @@ type Features struct {
 	InputType string
 	// Requests are the task's declared needs, the fallback when nothing
 	// better is known.
-	Requests ledger.Vector
+	Requests resource.Vector
 }
 
 // Predictor predicts a task's whole-run curve and names the model that
@@ -130,11 +131,11 @@ type Start struct {
 // Observation is one sample of a running task.
 type Observation struct {
 	At   time.Time
-	Used ledger.Vector // cores, MiB, IO ops/s, Mbps
+	Used resource.Vector // cores, MiB, IO ops/s, Mbps
 	// Ahead, if not zero, is an upper forecast of usage over the next
 	// MonitorWindow from a live model (e.g. a predict.Session); the
 	// scheduler raises limits to cover it as well as the whole-run curve.
-	Ahead ledger.Vector
+	Ahead resource.Vector
 }
 
 // Outcome is how a run ended.
@@ -191,9 +192,9 @@ type View struct {
 	Reserved bool
 	Deferred bool
 	ResStart time.Time
-	ResPeak  ledger.Vector
+	ResPeak  resource.Vector
 	Limits   task.Limits // current hard limits (running)
-	Used     ledger.Vector
+	Used     resource.Vector
 	Retries  int
 	FloorMB  float64
 	Allocs   []Allocation
@@ -282,7 +283,7 @@ type Config struct {
 	MinCPU, MinMemoryMB float64
 	// Enforce says which dimensions' limits reach the Executor (the others
 	// are accounted in the ledger only). Zero value: CPU and memory.
-	Enforce [ledger.NumDims]bool
+	Enforce [resource.NumDims]bool
 	// Static fixes a task's limits at commit, as declared-request
 	// schedulers do: no live adjustment, no action on memory pressure, and
 	// admission by what is committed, not by measured use. With a
@@ -336,7 +337,7 @@ func (c *Config) validate() error {
 		c.RetryLimit = 0 // no OOM retries
 	}
 	if c.RetryCapMB <= 0 {
-		c.RetryCapMB = c.Ledger.Capacity()[ledger.Memory]
+		c.RetryCapMB = c.Ledger.Capacity()[resource.Memory]
 	}
 	if c.ReplanWindow <= 0 {
 		c.ReplanWindow = DefaultReplanWindow
@@ -350,8 +351,8 @@ func (c *Config) validate() error {
 	if c.MinMemoryMB <= 0 {
 		c.MinMemoryMB = DefaultMinMemoryMB
 	}
-	if c.Enforce == ([ledger.NumDims]bool{}) {
-		c.Enforce[ledger.CPU], c.Enforce[ledger.Memory] = true, true
+	if c.Enforce == ([resource.NumDims]bool{}) {
+		c.Enforce[resource.CPU], c.Enforce[resource.Memory] = true, true
 	}
 	return nil
 }
@@ -364,9 +365,9 @@ type entry struct {
 	state   State
 	curve   ledger.Curve
 	model   string
-	floorMB float64       // memory floor from OOM retries
-	loose   bool          // no prediction: enforce only Task.Cap, account ≥ requests
-	peakHi  ledger.Vector // the curve's upper peak, bounding live forecasts
+	floorMB float64         // memory floor from OOM retries
+	loose   bool            // no prediction: enforce only Task.Cap, account ≥ requests
+	peakHi  resource.Vector // the curve's upper peak, bounding live forecasts
 	retries int
 	allocs  []Allocation
 
@@ -375,18 +376,18 @@ type entry struct {
 	deferred bool // beyond the planning depth: no reservation attempted
 	reserved bool // holds a soft reservation
 	resStart time.Time
-	resPeak  ledger.Vector
+	resPeak  resource.Vector
 	hidx     int // index in the due heap; -1 when not in it
 
 	// running:
 	start     time.Time
 	limits    task.Limits // hard limits as accounted in the ledger
 	soft      float64
-	used      ledger.Vector
+	used      resource.Vector
 	observed  bool
 	prevMem   float64
 	prevAt    time.Time
-	downRun   [ledger.NumDims]int
+	downRun   [resource.NumDims]int
 	evicting  bool
 	throttled bool // soft memory limit pressed down under node pressure
 	requeueOK bool
@@ -410,22 +411,22 @@ type Stats struct {
 type Scheduler struct {
 	cfg  Config
 	led  *ledger.Ledger
-	capv ledger.Vector
-	head ledger.Vector // ledger headroom
+	capv resource.Vector
+	head resource.Vector // ledger headroom
 
 	mu         sync.Mutex
 	seq        uint64
 	tasks      map[string]*entry
-	prios      []int         // priorities with a non-empty FIFO, descending
-	fifo       map[int]*fifo // priority → FIFO of queued entries
-	due        dueHeap       // reserved queued entries by reserved start
-	committed  ledger.Vector // sum of running hard limits
-	usedSum    ledger.Vector // sum of running tasks' measured use (limits until observed)
-	inverted   bool          // a task was queued above lower-priority ones: Replan reorders
-	planGen    uint64        // ledger generation at the last Replan
-	planAt     time.Time     // time of the last Replan
-	lastPress  time.Time     // last pressure action
-	shadow     shadow        // the blocked head's protected start (EASY backfill)
+	prios      []int           // priorities with a non-empty FIFO, descending
+	fifo       map[int]*fifo   // priority → FIFO of queued entries
+	due        dueHeap         // reserved queued entries by reserved start
+	committed  resource.Vector // sum of running hard limits
+	usedSum    resource.Vector // sum of running tasks' measured use (limits until observed)
+	inverted   bool            // a task was queued above lower-priority ones: Replan reorders
+	planGen    uint64          // ledger generation at the last Replan
+	planAt     time.Time       // time of the last Replan
+	lastPress  time.Time       // last pressure action
+	shadow     shadow          // the blocked head's protected start (EASY backfill)
 	stats      Stats
 	throttledN int // running tasks throttled under memory pressure
 	planned    int // queued tasks not deferred (reserved or waiting for room)
@@ -442,7 +443,7 @@ type Scheduler struct {
 type shadow struct {
 	e     *entry // nil: no head is blocked
 	at    time.Time
-	extra ledger.Vector
+	extra resource.Vector
 }
 
 // New returns a Scheduler over cfg.Ledger.
@@ -496,8 +497,8 @@ func (s *Scheduler) shape(c ledger.Curve, floorMB float64) ledger.Curve {
 	out := ledger.Curve{HiQ: c.HiQ, Steps: slices.Clone(c.Steps)}
 	for i := range out.Steps {
 		st := &out.Steps[i]
-		st.P50[ledger.Memory] = max(st.P50[ledger.Memory], floorMB)
-		st.PHi[ledger.Memory] = max(st.PHi[ledger.Memory], floorMB)
+		st.P50[resource.Memory] = max(st.P50[resource.Memory], floorMB)
+		st.PHi[resource.Memory] = max(st.PHi[resource.Memory], floorMB)
 		for d := range st.P50 {
 			st.PHi[d] = min(st.PHi[d], s.capv[d])
 			st.P50[d] = min(st.P50[d], st.PHi[d])
@@ -658,7 +659,7 @@ func (s *Scheduler) protect(e *entry, now time.Time) {
 	need := e.curve.Peak(s.led.Config().SoftQuantile)
 	type end struct {
 		at  time.Time
-		lim ledger.Vector
+		lim resource.Vector
 	}
 	var ends []end
 	for _, x := range s.tasks {
@@ -667,7 +668,7 @@ func (s *Scheduler) protect(e *entry, now time.Time) {
 			if !at.After(now) {
 				at = now.Add(s.led.Config().SlotWidth) // overran its prediction: any moment now
 			}
-			ends = append(ends, end{at, ledger.FromLimits(x.limits)})
+			ends = append(ends, end{at, x.limits.Vector()})
 		}
 	}
 	slices.SortFunc(ends, func(a, b end) int { return a.at.Compare(b.at) })
@@ -679,12 +680,12 @@ func (s *Scheduler) protect(e *entry, now time.Time) {
 			return
 		}
 	}
-	s.shadow = shadow{e: e, at: now.Add(s.led.Config().Horizon), extra: ledger.Vector{}}
+	s.shadow = shadow{e: e, at: now.Add(s.led.Config().Horizon), extra: resource.Vector{}}
 }
 
 // backfillOK reports whether a task planned over [start, end) with peak
 // does not delay the protected head.
-func (s *Scheduler) backfillOK(e *entry, start, end time.Time, peak ledger.Vector) bool {
+func (s *Scheduler) backfillOK(e *entry, start, end time.Time, peak resource.Vector) bool {
 	h := s.shadow
 	if h.e == nil || h.e == e || h.e.state != Queued || !start.Before(h.at) || !end.After(h.at) {
 		return true
@@ -905,7 +906,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 			}
 		}
 	}
-	lim := want.Limits()
+	lim := task.LimitsOf(want)
 	if err := s.led.Commit(e.t.ID, now, lim); err != nil {
 		s.cfg.Log.Debug("commit", "task", e.t.ID, "err", err)
 		return Start{}, false
@@ -914,13 +915,13 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	waited := now.Sub(e.enq)
 	e.state, e.start, e.limits = Running, now, lim
 	e.peakHi = e.curve.Peak(1)
-	e.observed, e.used, e.prevAt, e.downRun = false, ledger.Vector{}, time.Time{}, [ledger.NumDims]int{}
+	e.observed, e.used, e.prevAt, e.downRun = false, resource.Vector{}, time.Time{}, [resource.NumDims]int{}
 	e.evicting, e.requeueOK = false, false
 	s.committed = s.committed.Add(want)
 	s.usedSum = s.usedSum.Add(want) // until the first sample, assume it uses its limits
 	e.soft = 0
 	if !e.loose {
-		e.soft = windowP50(e.curve, 0, s.cfg.CommitWindow)[ledger.Memory]
+		e.soft = windowP50(e.curve, 0, s.cfg.CommitWindow)[resource.Memory]
 	}
 	s.stats.Commits++
 	s.record(e, now, ReasonCommit, fmt.Sprintf("model %s, waited %v", e.model, waited.Round(time.Millisecond)), false)
@@ -935,13 +936,13 @@ func (s *Scheduler) unqueueCommitted(e *entry) {
 }
 
 // bound applies floors, the memory floor, the user's caps and capacity.
-func (s *Scheduler) bound(e *entry, v ledger.Vector) ledger.Vector {
-	v[ledger.CPU] = max(v[ledger.CPU], s.cfg.MinCPU)
-	v[ledger.Memory] = max(v[ledger.Memory], s.cfg.MinMemoryMB, e.floorMB)
+func (s *Scheduler) bound(e *entry, v resource.Vector) resource.Vector {
+	v[resource.CPU] = max(v[resource.CPU], s.cfg.MinCPU)
+	v[resource.Memory] = max(v[resource.Memory], s.cfg.MinMemoryMB, e.floorMB)
 	if e.loose {
 		v = v.Max(e.t.Features.Requests)
 	}
-	c := ledger.FromLimits(e.t.Cap)
+	c := e.t.Cap.Vector()
 	for d := range v {
 		if c[d] > 0 {
 			v[d] = min(v[d], c[d])
@@ -957,20 +958,20 @@ func (s *Scheduler) enforced(e *entry, l task.Limits) task.Limits {
 	if e.loose {
 		return e.t.Cap
 	}
-	v := ledger.FromLimits(l)
+	v := l.Vector()
 	for d := range v {
 		if !s.cfg.Enforce[d] {
 			v[d] = 0
 		}
 	}
-	out := v.Limits()
+	out := task.LimitsOf(v)
 	out.Pids = l.Pids
 	return out
 }
 
 func (s *Scheduler) record(e *entry, now time.Time, reason, detail string, softApplied bool) {
 	e.allocs = append(e.allocs, Allocation{At: now, Limits: e.limits, SoftMemoryMB: e.soft, SoftApplied: softApplied, Reason: reason, Detail: detail})
-	s.cfg.Log.Debug("allocation", "task", e.t.ID, "reason", reason, "limits", ledger.FromLimits(e.limits).String(), "soft_mb", e.soft, "detail", detail)
+	s.cfg.Log.Debug("allocation", "task", e.t.ID, "reason", reason, "limits", e.limits.Vector().String(), "soft_mb", e.soft, "detail", detail)
 }
 
 // MarkSoftApplied notes that the caller set the soft limit of a Start.
@@ -993,7 +994,7 @@ func (s *Scheduler) Restore(t Task, start time.Time, limits task.Limits, c ledge
 		return fmt.Errorf("restore %q: %w", t.ID, ErrExists)
 	}
 	if c.Validate() != nil {
-		v := ledger.FromLimits(limits)
+		v := limits.Vector()
 		c, model = ledger.Flat(s.cfg.FallbackDuration, v, v), "restored"
 	}
 	if err := s.led.Restore(t.ID, start, limits); err != nil {
@@ -1003,7 +1004,7 @@ func (s *Scheduler) Restore(t Task, start time.Time, limits task.Limits, c ledge
 	e := &entry{t: t, hidx: -1, state: Running, start: start, limits: limits, curve: s.shape(c, 0), model: model}
 	e.peakHi = e.curve.Peak(1)
 	s.tasks[t.ID] = e
-	v := ledger.FromLimits(limits)
+	v := limits.Vector()
 	s.committed = s.committed.Add(v)
 	s.usedSum = s.usedSum.Add(v)
 	s.record(e, now, ReasonRestore, "", false)
@@ -1051,7 +1052,7 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	case e.evicting:
 		res.Requeued, res.Reason = true, ReasonEvict
 	case o.OOMKilled && e.retries < s.cfg.RetryLimit:
-		l := max(e.limits.MemoryMB, e.used[ledger.Memory])
+		l := max(e.limits.MemoryMB, e.used[resource.Memory])
 		est := min(max(l*1.2, l+100), s.cfg.RetryCapMB)
 		e.retries++
 		e.floorMB = max(e.floorMB, est)
@@ -1088,7 +1089,7 @@ func (s *Scheduler) release(e *entry) {
 	if s.led.Release(e.t.ID) {
 		s.stats.Released++
 	}
-	v := ledger.FromLimits(e.limits)
+	v := e.limits.Vector()
 	s.committed = clampZero(s.committed.Sub(v))
 	s.usedSum = clampZero(s.usedSum.Sub(s.usedOf(e)))
 	if e.throttled {
@@ -1097,14 +1098,14 @@ func (s *Scheduler) release(e *entry) {
 	}
 }
 
-func (s *Scheduler) usedOf(e *entry) ledger.Vector {
+func (s *Scheduler) usedOf(e *entry) resource.Vector {
 	if e.observed {
 		return e.used
 	}
-	return ledger.FromLimits(e.limits)
+	return e.limits.Vector()
 }
 
-func clampZero(v ledger.Vector) ledger.Vector {
+func clampZero(v resource.Vector) resource.Vector {
 	for d := range v {
 		if v[d] < 1e-9 {
 			v[d] = 0
@@ -1136,11 +1137,11 @@ func (s *Scheduler) view(e *entry) View {
 
 // Usage is the node's state as the scheduler sees it.
 type Usage struct {
-	Capacity  ledger.Vector
-	Committed ledger.Vector // hard limits of running tasks
-	SoftNow   ledger.Vector // soft reservations in the current slot
-	SoftPeak  ledger.Vector // soft reservations' maximum over the horizon
-	Used      ledger.Vector // measured use of running tasks (limits until the first sample)
+	Capacity  resource.Vector
+	Committed resource.Vector // hard limits of running tasks
+	SoftNow   resource.Vector // soft reservations in the current slot
+	SoftPeak  resource.Vector // soft reservations' maximum over the horizon
+	Used      resource.Vector // measured use of running tasks (limits until the first sample)
 	Queued    int
 	Running   int
 	Reserved  int // queued tasks holding a soft reservation
@@ -1179,15 +1180,15 @@ func (s *Scheduler) Stats() Stats {
 
 // windowP50 is the per-dimension maximum of P50 over the steps overlapping
 // [elapsed, elapsed+window); past the curve's end, its last step.
-func windowP50(c ledger.Curve, elapsed, window time.Duration) ledger.Vector {
+func windowP50(c ledger.Curve, elapsed, window time.Duration) resource.Vector {
 	return windowMax(c, elapsed, window, false)
 }
 
 // windowMax is the per-dimension maximum of P50 (hi: PHi) over the steps
 // overlapping [elapsed, elapsed+window); past the curve's end, its last
 // step. It does not allocate and stops at the window's end.
-func windowMax(c ledger.Curve, elapsed, window time.Duration, hi bool) ledger.Vector {
-	var v ledger.Vector
+func windowMax(c ledger.Curve, elapsed, window time.Duration, hi bool) resource.Vector {
+	var v resource.Vector
 	var off time.Duration
 	found := false
 	for i := range c.Steps {
@@ -1216,7 +1217,7 @@ func windowMax(c ledger.Curve, elapsed, window time.Duration, hi bool) ledger.Ve
 }
 
 // hardWindow is Curve.Hard without allocation and with an early exit.
-func hardWindow(c ledger.Curve, elapsed, window time.Duration, head ledger.Vector) ledger.Vector {
+func hardWindow(c ledger.Curve, elapsed, window time.Duration, head resource.Vector) resource.Vector {
 	v := windowMax(c, elapsed, window, true)
 	for d := range v {
 		v[d] *= 1 + head[d]

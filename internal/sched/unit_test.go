@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
+	"github.com/prescient-sched/prescient/internal/task"
 )
 
 // TestEvictRequeue: measured memory above PressureFrac evicts the youngest
@@ -47,7 +49,7 @@ func TestEvictRequeue(t *testing.T) {
 		t.Fatalf("restart = %+v", st)
 	}
 	// A task without a prediction gets only its own caps.
-	if st[0].Limits != (ledger.Vector{}).Limits() {
+	if st[0].Limits != task.LimitsOf(resource.Vector{}) {
 		t.Fatalf("loose task limits = %+v, want none", st[0].Limits)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -27,17 +27,18 @@ const (
 
 // genCurves makes steps samples for each of n tasks, with a fixed seed:
 //
-//   - CPU: a level between 20 and 180 % that drifts slowly (a random walk
-//     plus a 10-minute wave) with ±2 % noise, as cpuacct deltas give it;
+//   - CPU: a level between 0.2 and 1.8 cores that drifts slowly (a random
+//     walk plus a 10-minute wave) with ±0.02 cores of noise, as cpuacct
+//     deltas give it;
 //   - memory: whole 4 KiB pages, ramping up over the first minutes to a
 //     plateau of 100-2000 MiB and then breathing by tens of pages; RSS
 //     tracks it at ~90 %, peak is its running maximum;
 //   - IO: whole operations per second around a per-task rate, with bursts;
 //   - network: Mbit/s from byte deltas (not round), around a per-task rate.
-func genCurves(n, steps int, step time.Duration) [][]profile.Sample {
+func genCurves(n, steps int, step time.Duration) [][]resource.Sample {
 	rng := rand.New(rand.NewPCG(benchSeed, 1))
 	const page = 4.0 / 1024 // MiB
-	out := make([][]profile.Sample, n)
+	out := make([][]resource.Sample, n)
 	for k := range out {
 		cpuLevel := 20 + 160*rng.Float64()
 		plateau := 100 + 1900*rng.Float64()
@@ -45,7 +46,7 @@ func genCurves(n, steps int, step time.Duration) [][]profile.Sample {
 		netRate := 0.5 + 50*rng.Float64()
 		phase := 2 * math.Pi * rng.Float64()
 		peak := 0.0
-		ss := make([]profile.Sample, steps)
+		ss := make([]resource.Sample, steps)
 		for i := range ss {
 			sec := float64(i) * step.Seconds()
 			cpuLevel = min(max(cpuLevel+rng.NormFloat64()*0.3, 5), 195)
@@ -61,8 +62,8 @@ func genCurves(n, steps int, step time.Duration) [][]profile.Sample {
 			}
 			netIn := float64(int64((netRate+rng.NormFloat64()*netRate*0.05)*125000)) * 8 / 1e6 // whole bytes
 			netOut := float64(int64((netRate*0.3+rng.NormFloat64()*netRate*0.02)*125000)) * 8 / 1e6
-			ss[i] = profile.Sample{
-				CPUPct: max(cpu, 0), MemoryMB: mem, RSSMB: rss, PeakMB: peak, IOPS: iops,
+			ss[i] = resource.Sample{
+				CPU: max(cpu, 0) / 100, MemoryMB: mem, RSSMB: rss, PeakMB: peak, IOPS: iops,
 				NetInMbps: max(netIn, 0), NetOutMbps: max(netOut, 0), Avail: allDims,
 			}
 		}
@@ -94,7 +95,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 			s := openTestSamples(b, SamplesConfig{Dir: filepath.Join(b.TempDir(), "tsdb")})
-			buf := make([]profile.Sample, batch)
+			buf := make([]resource.Sample, batch)
 			// Warm the ref cache, as a running daemon has it.
 			for k := range benchTasks {
 				buf[0] = curves[k][0]
@@ -134,7 +135,7 @@ func BenchmarkIngest(b *testing.B) {
 // ingestAll appends every curve of every task at 1 s steps from t0, either
 // through Samples.Append (quantized) or straight into the TSDB in full
 // float precision, for comparison.
-func ingestAll(b *testing.B, s *Samples, curves [][]profile.Sample, raw bool) int {
+func ingestAll(b *testing.B, s *Samples, curves [][]resource.Sample, raw bool) int {
 	ids, sigs := benchIDs(len(curves))
 	const batch = 60
 	n := 0

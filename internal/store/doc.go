@@ -13,17 +13,21 @@
 //
 // # Samples
 //
-// [Samples] stores [profile.Sample] values as seven float series per task,
-// dim = cpu | mem | rss | peak | io | net_in | net_out. A dimension absent from
-// Sample.Avail is not written at all, so a read gives it back as unavailable,
-// never as zero. Series references are cached per task, so a steady stream of
-// appends never hashes label sets.
+// [Samples] stores [resource.Sample] values as seven float series per task,
+// dim = cpu_cores | mem | rss | peak | io | net_in | net_out, in resource's
+// units. A dimension absent from Sample.Avail is not written at all, so a
+// read gives it back as unavailable, never as zero. Series references are
+// cached per task, so a steady stream of appends never hashes label sets.
+//
+// State directories written before CPU was counted in cores hold a
+// dim = cpu series in percent of one core instead of cpu_cores; reads
+// convert it (÷ 100), so old and new curves read alike. Nothing writes it.
 //
 // Timestamps have millisecond resolution (the TSDB's); sampling every 100 ms
 // is well inside that. Two samples of one task in the same millisecond
 // collide: an identical one is dropped, a different one is rejected with
 // [ErrDuplicate]. Values are rounded to binary fractions so that the XOR
-// chunk encoding compresses them: CPU to 1/128 % (< 0.01 %), memory to 1 KiB
+// chunk encoding compresses them: CPU to 2^-13 core (≈ 0.012 %), memory to 1 KiB
 // (exact for the kernel's page-granular counters), IO to 1/128 op/s and
 // network to 1/1024 Mbit/s (≈ 1 kbit/s).
 //

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -31,10 +31,10 @@ func ExampleOpen() {
 	}
 	// Three samples 100 ms apart; the network was not measurable.
 	for i := range 3 {
-		s := profile.Sample{
-			Time:   start.Add(time.Duration(i) * 100 * time.Millisecond),
-			CPUPct: 50 + float64(i), MemoryMB: 256, RSSMB: 200, PeakMB: 256, IOPS: 10,
-			Avail: profile.Dims(profile.CPU | profile.Memory | profile.IO),
+		s := resource.Sample{
+			Time: start.Add(time.Duration(i) * 100 * time.Millisecond),
+			CPU:  0.5 + float64(i)/100, MemoryMB: 256, RSSMB: 200, PeakMB: 256, IOPS: 10,
+			Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO),
 		}
 		if err := st.Samples.Append(r.ID, r.Signature, s); err != nil {
 			log.Fatal(err)
@@ -51,14 +51,14 @@ func ExampleOpen() {
 		log.Fatal(err)
 	}
 	for _, s := range curve {
-		fmt.Printf("%s cpu=%.0f%% mem=%.0fMB net available: %v\n",
-			s.Time.Format("15:04:05.000"), s.CPUPct, s.MemoryMB, s.Avail.Has(profile.Net))
+		fmt.Printf("%s cpu=%.2f cores mem=%.0fMB net available: %v\n",
+			s.Time.Format("15:04:05.000"), s.CPU, s.MemoryMB, s.Avail.Has(resource.Net))
 	}
 	// Output:
 	// running tasks: 1
-	// 12:00:00.000 cpu=50% mem=256MB net available: false
-	// 12:00:00.100 cpu=51% mem=256MB net available: false
-	// 12:00:00.200 cpu=52% mem=256MB net available: false
+	// 12:00:00.000 cpu=0.50 cores mem=256MB net available: false
+	// 12:00:00.100 cpu=0.51 cores mem=256MB net available: false
+	// 12:00:00.200 cpu=0.52 cores mem=256MB net available: false
 }
 
 func ExampleTasks_BySignature() {
@@ -110,7 +110,7 @@ func ExampleSamples_Runs() {
 
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	for i, id := range []string{"first", "second"} {
-		s := profile.Sample{Time: t0.Add(time.Duration(i) * time.Hour), MemoryMB: 100 * float64(i+1), Avail: profile.Dims(profile.Memory)}
+		s := resource.Sample{Time: t0.Add(time.Duration(i) * time.Hour), MemoryMB: 100 * float64(i+1), Avail: resource.SetOf(resource.Memory)}
 		if err := samples.Append(id, "ab12", s); err != nil {
 			log.Fatal(err)
 		}

@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // Defaults of SamplesConfig.
@@ -171,7 +171,7 @@ func validName(what, v string) error {
 //
 // Errors wrap ErrInvalid (empty id or signature, zero time, non-finite
 // value), ErrOutOfOrder, ErrDuplicate or ErrClosed.
-func (s *Samples) Append(taskID, sig string, ss ...profile.Sample) error {
+func (s *Samples) Append(taskID, sig string, ss ...resource.Sample) error {
 	if err := validName("task id", taskID); err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func (s *Samples) Append(taskID, sig string, ss ...profile.Sample) error {
 }
 
 // validSample rejects what the TSDB would store wrongly or not at all.
-func validSample(smp *profile.Sample) error {
+func validSample(smp *resource.Sample) error {
 	if smp.Time.IsZero() {
 		return fmt.Errorf("zero time: %w", ErrInvalid)
 	}
@@ -329,7 +329,7 @@ type point struct {
 // Avail holds the dimensions that had at least one series value at that
 // millisecond; the fields of the others are zero and meaningless. A task
 // without samples gives an empty curve and no error.
-func (s *Samples) Curve(taskID string) ([]profile.Sample, error) {
+func (s *Samples) Curve(taskID string) ([]resource.Sample, error) {
 	if err := validName("task id", taskID); err != nil {
 		return nil, err
 	}
@@ -341,7 +341,7 @@ func (s *Samples) Curve(taskID string) ([]profile.Sample, error) {
 }
 
 // Runs returns the curves of every task with signature sig, by task id.
-func (s *Samples) Runs(sig string) (map[string][]profile.Sample, error) {
+func (s *Samples) Runs(sig string) (map[string][]resource.Sample, error) {
 	if err := validName("signature", sig); err != nil {
 		return nil, err
 	}
@@ -349,7 +349,7 @@ func (s *Samples) Runs(sig string) (map[string][]profile.Sample, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runs of signature %s: %w", sig, err)
 	}
-	out := make(map[string][]profile.Sample, len(runs))
+	out := make(map[string][]resource.Sample, len(runs))
 	for id, cols := range runs {
 		out[id] = mergeColumns(cols)
 	}
@@ -357,7 +357,8 @@ func (s *Samples) Runs(sig string) (map[string][]profile.Sample, error) {
 }
 
 // taskColumns holds the points of one task by column. A column read from
-// more than one series (the task was appended under two signatures) is
+// more than one series (the task was appended under two signatures, or
+// its CPU is in both a legacy percent series and a cores series) is
 // marked unsorted.
 type taskColumns struct {
 	pts      [numColumns][]point
@@ -384,7 +385,7 @@ func (s *Samples) query(m *labels.Matcher) (map[string]*taskColumns, error) {
 	for set.Next() {
 		series := set.At()
 		lset := series.Labels()
-		c, ok := columnByName(lset.Get(labelDim))
+		c, pct, ok := columnByName(lset.Get(labelDim))
 		if !ok {
 			continue // not one of ours
 		}
@@ -407,6 +408,9 @@ func (s *Samples) query(m *labels.Matcher) (map[string]*taskColumns, error) {
 			if value.IsStaleNaN(v) {
 				continue
 			}
+			if pct {
+				v = resource.CoresOfPct(v) // a series from before CPU was in cores
+			}
 			tc.pts[c] = append(tc.pts[c], point{t, v})
 		}
 		if err := it.Err(); err != nil {
@@ -424,9 +428,9 @@ func (s *Samples) query(m *labels.Matcher) (map[string]*taskColumns, error) {
 
 // mergeColumns joins a task's columns into samples, one per distinct
 // millisecond, in time order.
-func mergeColumns(tc *taskColumns) []profile.Sample {
+func mergeColumns(tc *taskColumns) []resource.Sample {
 	if tc == nil {
-		return []profile.Sample{}
+		return []resource.Sample{}
 	}
 	total := 0
 	for c := range numColumns {
@@ -435,7 +439,7 @@ func mergeColumns(tc *taskColumns) []profile.Sample {
 		}
 		total = max(total, len(tc.pts[c]))
 	}
-	out := make([]profile.Sample, 0, total)
+	out := make([]resource.Sample, 0, total)
 	var pos [numColumns]int
 	for {
 		// The next time is the smallest head among the columns.
@@ -448,7 +452,7 @@ func mergeColumns(tc *taskColumns) []profile.Sample {
 		if !any {
 			return out
 		}
-		smp := profile.Sample{Time: time.UnixMilli(next).UTC()}
+		smp := resource.Sample{Time: time.UnixMilli(next).UTC()}
 		for c := range numColumns {
 			// A loop, not an if: one column read from two series may
 			// repeat a millisecond; the first value wins.

@@ -14,13 +14,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // t0 is a fixed, 2 h-aligned start time for sample tests.
 var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
-const allDims = profile.Dims(profile.CPU | profile.Memory | profile.IO | profile.Net)
+const allDims = resource.All
 
 func openTestSamples(t testing.TB, cfg SamplesConfig) *Samples {
 	t.Helper()
@@ -41,19 +41,19 @@ func openTestSamples(t testing.TB, cfg SamplesConfig) *Samples {
 
 // sampleAt makes a sample whose values encode i, already on the quanta so
 // that a round trip must give them back exactly.
-func sampleAt(tm time.Time, i int, avail profile.Dims) profile.Sample {
+func sampleAt(tm time.Time, i int, avail resource.Set) resource.Sample {
 	f := float64(i)
-	return profile.Sample{
+	return resource.Sample{
 		Time: tm, Avail: avail,
-		CPUPct: 10 + f/8, MemoryMB: 100 + f/4, RSSMB: 90 + f/4, PeakMB: 120 + f,
+		CPU: 0.125 + f/1024, MemoryMB: 100 + f/4, RSSMB: 90 + f/4, PeakMB: 120 + f,
 		IOPS: f / 2, NetInMbps: 1 + f/1024, NetOutMbps: 2 + f/512,
 	}
 }
 
 // stored returns what a read gives back for in: quantized available
 // fields, zero unavailable ones, UTC millisecond time.
-func stored(in profile.Sample) profile.Sample {
-	out := profile.Sample{Time: time.UnixMilli(in.Time.UnixMilli()).UTC()}
+func stored(in resource.Sample) resource.Sample {
+	out := resource.Sample{Time: time.UnixMilli(in.Time.UnixMilli()).UTC()}
 	for c := range numColumns {
 		if in.Avail.Has(columns[c].dim) {
 			c.set(&out, c.quantize(c.get(&in)))
@@ -62,8 +62,8 @@ func stored(in profile.Sample) profile.Sample {
 	return out
 }
 
-func storedAll(in []profile.Sample) []profile.Sample {
-	out := []profile.Sample{}
+func storedAll(in []resource.Sample) []resource.Sample {
+	out := []resource.Sample{}
 	for _, s := range in {
 		if s.Avail != 0 {
 			out = append(out, stored(s))
@@ -73,34 +73,34 @@ func storedAll(in []profile.Sample) []profile.Sample {
 }
 
 func TestSamplesRoundTrip(t *testing.T) {
-	series := func(n int, step time.Duration, avail func(i int) profile.Dims) []profile.Sample {
-		out := make([]profile.Sample, n)
+	series := func(n int, step time.Duration, avail func(i int) resource.Set) []resource.Sample {
+		out := make([]resource.Sample, n)
 		for i := range out {
 			out[i] = sampleAt(t0.Add(time.Duration(i)*step), i, avail(i))
 		}
 		return out
 	}
-	all := func(int) profile.Dims { return allDims }
+	all := func(int) resource.Set { return allDims }
 	tests := []struct {
 		name string
-		in   []profile.Sample
+		in   []resource.Sample
 	}{
 		{"all dims, 1 s steps", series(120, time.Second, all)},
 		{"100 ms sampling", series(50, 100*time.Millisecond, all)},
 		{"1 ms steps", series(20, time.Millisecond, all)},
-		{"cpu only", series(10, time.Second, func(int) profile.Dims { return profile.Dims(profile.CPU) })},
-		{"memory and net", series(10, time.Second, func(int) profile.Dims { return profile.Dims(profile.Memory | profile.Net) })},
-		{"availability changes", series(12, time.Second, func(i int) profile.Dims { return profile.Dims(1 << (i % 4)) })},
-		{"some samples with nothing available", series(12, time.Second, func(i int) profile.Dims {
+		{"cpu only", series(10, time.Second, func(int) resource.Set { return resource.SetOf(resource.CPU) })},
+		{"memory and net", series(10, time.Second, func(int) resource.Set { return resource.SetOf(resource.Memory, resource.Net) })},
+		{"availability changes", series(12, time.Second, func(i int) resource.Set { return resource.Set(1 << (i % 4)) })},
+		{"some samples with nothing available", series(12, time.Second, func(i int) resource.Set {
 			if i%3 == 0 {
 				return 0
 			}
 			return allDims
 		})},
-		{"unquantized values", func() []profile.Sample {
+		{"unquantized values", func() []resource.Sample {
 			out := series(10, time.Second, all)
 			for i := range out {
-				out[i].CPUPct = math.Pi * float64(i)
+				out[i].CPU = math.Pi * float64(i)
 				out[i].MemoryMB = math.E * 1000 * float64(i)
 				out[i].NetInMbps = 0.0003 * float64(i)
 			}
@@ -133,8 +133,8 @@ func TestQuantize(t *testing.T) {
 		want    float64
 		maxDiff float64
 	}{
-		{"cpu exact", colCPU, 37.5, 37.5, 0},
-		{"cpu rounds to 1/128", colCPU, 37.123, 37.125, 1.0 / 256},
+		{"cpu exact", colCPU, 0.375, 0.375, 0},
+		{"cpu rounds to 1/8192 core", colCPU, 0.37123, 3041.0 / 8192, 1.0 / 16384},
 		{"memory page exact", colMem, 4.0 / 1024, 4.0 / 1024, 0},
 		{"memory 1 KiB", colMem, 100.0004, 100, 1.0 / 2048},
 		{"net ≈ 1 kbit/s", colNetIn, 0.0004, 0, 1.0 / 2048},
@@ -158,7 +158,7 @@ func TestQuantize(t *testing.T) {
 
 func TestSamplesUnavailableIsNotZero(t *testing.T) {
 	s := openTestSamples(t, SamplesConfig{})
-	in := profile.Sample{Time: t0, Avail: profile.Dims(profile.CPU), CPUPct: 0, MemoryMB: 512, NetInMbps: 3}
+	in := resource.Sample{Time: t0, Avail: resource.SetOf(resource.CPU), CPU: 0, MemoryMB: 512, NetInMbps: 3}
 	if err := s.Append("a", "sig", in); err != nil {
 		t.Fatal(err)
 	}
@@ -169,23 +169,23 @@ func TestSamplesUnavailableIsNotZero(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("got %d samples, want 1", len(got))
 	}
-	if got[0].Avail != profile.Dims(profile.CPU) {
+	if got[0].Avail != resource.SetOf(resource.CPU) {
 		t.Errorf("Avail = %b, want only CPU", got[0].Avail)
 	}
 	if got[0].MemoryMB != 0 || got[0].NetInMbps != 0 {
 		t.Errorf("unavailable fields came back non-zero: %+v", got[0])
 	}
 	// A zero CPU value that is available stays available.
-	if !got[0].Avail.Has(profile.CPU) || got[0].CPUPct != 0 {
+	if !got[0].Avail.Has(resource.CPU) || got[0].CPU != 0 {
 		t.Errorf("available zero CPU lost: %+v", got[0])
 	}
 }
 
 func TestSamplesRuns(t *testing.T) {
 	s := openTestSamples(t, SamplesConfig{})
-	want := map[string][]profile.Sample{}
+	want := map[string][]resource.Sample{}
 	for i, id := range []string{"a1", "a2", "a3"} {
-		var in []profile.Sample
+		var in []resource.Sample
 		for j := range 5 + i {
 			in = append(in, sampleAt(t0.Add(time.Duration(j)*time.Second), j*(i+1), allDims))
 		}
@@ -200,11 +200,11 @@ func TestSamplesRuns(t *testing.T) {
 	tests := []struct {
 		name string
 		sig  string
-		want map[string][]profile.Sample
+		want map[string][]resource.Sample
 	}{
 		{"three runs", "sigA", want},
-		{"one run", "sigB", map[string][]profile.Sample{"b1": storedAll([]profile.Sample{sampleAt(t0, 1, allDims)})}},
-		{"no runs", "sigC", map[string][]profile.Sample{}},
+		{"one run", "sigB", map[string][]resource.Sample{"b1": storedAll([]resource.Sample{sampleAt(t0, 1, allDims)})}},
+		{"no runs", "sigC", map[string][]resource.Sample{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,12 +222,12 @@ func TestSamplesRuns(t *testing.T) {
 func TestSamplesAppendErrors(t *testing.T) {
 	good := sampleAt(t0, 1, allDims)
 	nanCPU := good
-	nanCPU.CPUPct = math.NaN()
+	nanCPU.CPU = math.NaN()
 	infMem := good
-	infMem.Avail = profile.Dims(profile.Memory)
+	infMem.Avail = resource.SetOf(resource.Memory)
 	infMem.PeakMB = math.Inf(1)
 	nanUnavailable := good
-	nanUnavailable.Avail = profile.Dims(profile.CPU)
+	nanUnavailable.Avail = resource.SetOf(resource.CPU)
 	nanUnavailable.NetInMbps = math.NaN()
 	zeroTime := good
 	zeroTime.Time = time.Time{}
@@ -236,16 +236,16 @@ func TestSamplesAppendErrors(t *testing.T) {
 		name    string
 		task    string
 		sig     string
-		ss      []profile.Sample
+		ss      []resource.Sample
 		wantErr error
 	}{
-		{"empty task", "", "sig", []profile.Sample{good}, ErrInvalid},
-		{"empty sig", "x", "", []profile.Sample{good}, ErrInvalid},
-		{"bad utf8", "x\xff", "sig", []profile.Sample{good}, ErrInvalid},
-		{"zero time", "x", "sig", []profile.Sample{zeroTime}, ErrInvalid},
-		{"NaN available", "x", "sig", []profile.Sample{nanCPU}, ErrInvalid},
-		{"Inf available", "x", "sig", []profile.Sample{infMem}, ErrInvalid},
-		{"NaN unavailable is fine", "x", "sig", []profile.Sample{nanUnavailable}, nil},
+		{"empty task", "", "sig", []resource.Sample{good}, ErrInvalid},
+		{"empty sig", "x", "", []resource.Sample{good}, ErrInvalid},
+		{"bad utf8", "x\xff", "sig", []resource.Sample{good}, ErrInvalid},
+		{"zero time", "x", "sig", []resource.Sample{zeroTime}, ErrInvalid},
+		{"NaN available", "x", "sig", []resource.Sample{nanCPU}, ErrInvalid},
+		{"Inf available", "x", "sig", []resource.Sample{infMem}, ErrInvalid},
+		{"NaN unavailable is fine", "x", "sig", []resource.Sample{nanUnavailable}, nil},
 		{"no samples", "x", "sig", nil, nil},
 	}
 	for _, tt := range tests {
@@ -265,29 +265,29 @@ func TestSamplesAppendErrors(t *testing.T) {
 }
 
 func TestSamplesOrdering(t *testing.T) {
-	at := func(d time.Duration, v int) profile.Sample { return sampleAt(t0.Add(d), v, allDims) }
+	at := func(d time.Duration, v int) resource.Sample { return sampleAt(t0.Add(d), v, allDims) }
 	tests := []struct {
 		name     string
 		ooo      time.Duration
-		first    []profile.Sample // appended to "a" first
-		other    []profile.Sample // then to "b"
-		second   []profile.Sample // then to "a" again
+		first    []resource.Sample // appended to "a" first
+		other    []resource.Sample // then to "b"
+		second   []resource.Sample // then to "a" again
 		wantErr  error
 		wantCurv int // samples of "a" afterwards
 	}{
-		{"in order", -1, []profile.Sample{at(0, 1)}, nil, []profile.Sample{at(time.Second, 2)}, nil, 2},
-		{"older than series, no ooo window", -1, []profile.Sample{at(time.Minute, 1)}, nil, []profile.Sample{at(0, 2)}, ErrOutOfOrder, 1},
-		{"older than series, inside ooo window", time.Hour, []profile.Sample{at(time.Minute, 1)}, nil, []profile.Sample{at(0, 2)}, nil, 2},
-		{"late batch behind head, no ooo window", -1, nil, []profile.Sample{at(3*time.Hour, 1)},
-			[]profile.Sample{at(0, 1), at(time.Second, 2)}, ErrOutOfOrder, 0},
-		{"late batch behind head, default window", 0, nil, []profile.Sample{at(3*time.Hour, 1)},
-			[]profile.Sample{at(0, 1), at(time.Second, 2)}, nil, 2},
-		{"late batch beyond the window", 0, nil, []profile.Sample{at(9*time.Hour, 1)},
-			[]profile.Sample{at(0, 1)}, ErrOutOfOrder, 0},
-		{"same ms same value is dropped", -1, []profile.Sample{at(0, 1)}, nil, []profile.Sample{at(0, 1)}, nil, 1},
-		{"same ms other value", -1, []profile.Sample{at(0, 1)}, nil, []profile.Sample{at(0, 2)}, ErrDuplicate, 1},
-		{"batch is atomic", -1, []profile.Sample{at(time.Minute, 1)}, nil,
-			[]profile.Sample{at(2*time.Minute, 2), at(3*time.Minute, 3), at(30*time.Second, 4)}, ErrOutOfOrder, 1},
+		{"in order", -1, []resource.Sample{at(0, 1)}, nil, []resource.Sample{at(time.Second, 2)}, nil, 2},
+		{"older than series, no ooo window", -1, []resource.Sample{at(time.Minute, 1)}, nil, []resource.Sample{at(0, 2)}, ErrOutOfOrder, 1},
+		{"older than series, inside ooo window", time.Hour, []resource.Sample{at(time.Minute, 1)}, nil, []resource.Sample{at(0, 2)}, nil, 2},
+		{"late batch behind head, no ooo window", -1, nil, []resource.Sample{at(3*time.Hour, 1)},
+			[]resource.Sample{at(0, 1), at(time.Second, 2)}, ErrOutOfOrder, 0},
+		{"late batch behind head, default window", 0, nil, []resource.Sample{at(3*time.Hour, 1)},
+			[]resource.Sample{at(0, 1), at(time.Second, 2)}, nil, 2},
+		{"late batch beyond the window", 0, nil, []resource.Sample{at(9*time.Hour, 1)},
+			[]resource.Sample{at(0, 1)}, ErrOutOfOrder, 0},
+		{"same ms same value is dropped", -1, []resource.Sample{at(0, 1)}, nil, []resource.Sample{at(0, 1)}, nil, 1},
+		{"same ms other value", -1, []resource.Sample{at(0, 1)}, nil, []resource.Sample{at(0, 2)}, ErrDuplicate, 1},
+		{"batch is atomic", -1, []resource.Sample{at(time.Minute, 1)}, nil,
+			[]resource.Sample{at(2*time.Minute, 2), at(3*time.Minute, 3), at(30*time.Second, 4)}, ErrOutOfOrder, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,7 +331,7 @@ func TestSamplesTwoSignaturesOneTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := storedAll([]profile.Sample{sampleAt(t0, 1, allDims), sampleAt(t0.Add(time.Second), 2, allDims), sampleAt(t0.Add(2*time.Second), 3, allDims)})
+	want := storedAll([]resource.Sample{sampleAt(t0, 1, allDims), sampleAt(t0.Add(time.Second), 2, allDims), sampleAt(t0.Add(2*time.Second), 3, allDims)})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Curve mismatch (-want +got):\n%s", diff)
 	}
@@ -352,7 +352,7 @@ func TestSamplesConcurrentAppend(t *testing.T) {
 			defer wg.Done()
 			id := fmt.Sprintf("w%d", w)
 			for b := range batches {
-				ss := make([]profile.Sample, batch)
+				ss := make([]resource.Sample, batch)
 				for i := range ss {
 					n := b*batch + i
 					ss[i] = sampleAt(t0.Add(time.Duration(n)*100*time.Millisecond), n, allDims)
@@ -402,7 +402,7 @@ func TestSamplesConcurrentAppend(t *testing.T) {
 
 func TestSamplesReopen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tsdb")
-	in := make([]profile.Sample, 300)
+	in := make([]resource.Sample, 300)
 	for i := range in {
 		in[i] = sampleAt(t0.Add(time.Duration(i)*time.Second), i, allDims)
 	}
@@ -495,7 +495,7 @@ func copyDir(t *testing.T, src, dst string, skip ...string) {
 func TestSamplesWALMakesHeadDurable(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tsdb")
 	s := openTestSamples(t, SamplesConfig{Dir: dir})
-	in := make([]profile.Sample, 200)
+	in := make([]resource.Sample, 200)
 	for i := range in {
 		in[i] = sampleAt(t0.Add(time.Duration(i)*time.Second), i, allDims)
 	}
@@ -549,7 +549,7 @@ func TestSamplesRetention(t *testing.T) {
 				id string
 				at time.Time
 			}{{"old", t0}, {"mid", t0.Add(5 * 24 * time.Hour)}, {"new", t0.Add(5*24*time.Hour + 5*time.Hour)}} {
-				ss := []profile.Sample{sampleAt(a.at, 1, allDims), sampleAt(a.at.Add(time.Minute), 2, allDims)}
+				ss := []resource.Sample{sampleAt(a.at, 1, allDims), sampleAt(a.at.Add(time.Minute), 2, allDims)}
 				if err := s.Append(a.id, "sig", ss...); err != nil {
 					t.Fatalf("append %s: %v", a.id, err)
 				}
@@ -604,7 +604,7 @@ func TestSamplesStaleRefs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := storedAll([]profile.Sample{sampleAt(t0, 1, allDims), later})
+	want := storedAll([]resource.Sample{sampleAt(t0, 1, allDims), later})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Curve mismatch (-want +got):\n%s", diff)
 	}

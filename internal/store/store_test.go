@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -28,7 +28,7 @@ func TestOpenBundlesBoth(t *testing.T) {
 	if err := st.Tasks.Put(r); err != nil {
 		t.Fatal(err)
 	}
-	in := []profile.Sample{sampleAt(t0, 1, allDims), sampleAt(t0.Add(time.Second), 2, allDims)}
+	in := []resource.Sample{sampleAt(t0, 1, allDims), sampleAt(t0.Add(time.Second), 2, allDims)}
 	if err := st.Samples.Append(r.ID, r.Signature, in...); err != nil {
 		t.Fatal(err)
 	}

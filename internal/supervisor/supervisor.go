@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"path/filepath"
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/executor"
 	"github.com/prescient-sched/prescient/internal/profile"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -25,7 +25,7 @@ type Config struct {
 	LogRoot  string        // per-task log dirs are LogRoot/<id>; default <state>/logs
 	Logger   *slog.Logger
 	// OnSample, if set, is called after every stored sample (e.g. a live view).
-	OnSample func(id string, s profile.Sample)
+	OnSample func(id string, s resource.Sample)
 }
 
 func (c *Config) validate() error {
@@ -54,7 +54,7 @@ type RecordWriter interface {
 
 // SampleWriter stores samples; store.Samples is one.
 type SampleWriter interface {
-	Append(taskID, sig string, ss ...profile.Sample) error
+	Append(taskID, sig string, ss ...resource.Sample) error
 }
 
 // Supervisor runs tasks. It is safe for concurrent use: each Run owns its task.
@@ -107,7 +107,7 @@ func (s *Supervisor) Run(ctx context.Context, rec *task.Record, out Output) (*ta
 	log.Debug("started", "pid", proc.Pid())
 
 	cg := proc.Cgroups()
-	var agg aggregate
+	var agg resource.Accumulator
 	sampler, serr := profile.NewSampler(profile.Target{V1: cg.V1, V2: cg.V2, CgroupID: cg.CgroupID}, s.cfg.Net)
 	if serr != nil {
 		log.Warn("profiling unavailable", "err", serr)
@@ -127,7 +127,7 @@ func (s *Supervisor) Run(ctx context.Context, rec *task.Record, out Output) (*ta
 			return
 		}
 		smp := sampler.Sample(now)
-		agg.add(smp)
+		agg.Add(smp)
 		if err := s.cfg.Samples.Append(rec.ID, rec.Signature, smp); err != nil {
 			log.Warn("store sample", "err", err)
 		}
@@ -148,7 +148,7 @@ loop:
 	end := time.Now()
 	// One last sample over the tail since the previous tick, when it is long
 	// enough to say something about rates.
-	if end.Sub(start) >= s.cfg.Interval/2 || agg.n == 0 {
+	if end.Sub(start) >= s.cfg.Interval/2 || agg.N() == 0 {
 		take(end)
 	}
 	if sampler != nil {
@@ -164,50 +164,12 @@ loop:
 		e.WaitError = werr.Error()
 	}
 	e.Apply(rec) // the same mapping the daemon uses
-	rec.Samples = agg.n
-	rec.Peak, rec.Mean = agg.stats()
+	sum := agg.Summary()
+	rec.Samples = sum.N
+	rec.Peak, rec.Mean = task.StatsOf(sum)
 	if err := s.cfg.Records.Put(rec); err != nil {
 		return rec, fmt.Errorf("record end of %s: %w", rec.ID, err)
 	}
 	log.Debug("finished", "state", rec.State, "samples", rec.Samples)
 	return rec, nil
-}
-
-// aggregate keeps peak and mean per dimension over the samples where that
-// dimension was available.
-type aggregate struct {
-	n         int
-	cnt       [4]int
-	sum, peak [4]float64
-}
-
-func (a *aggregate) add(s profile.Sample) {
-	a.n++
-	vals := [4]float64{s.CPUPct, s.MemoryMB, s.IOPS, s.NetMbps()}
-	for i, d := range [4]profile.Dim{profile.CPU, profile.Memory, profile.IO, profile.Net} {
-		if !s.Avail.Has(d) || math.IsNaN(vals[i]) {
-			continue
-		}
-		a.cnt[i]++
-		a.sum[i] += vals[i]
-		a.peak[i] = max(a.peak[i], vals[i])
-	}
-}
-
-func (a *aggregate) stats() (peak, mean task.Stats) {
-	ptr := func(i int, v float64) *float64 {
-		if a.cnt[i] == 0 {
-			return nil
-		}
-		return &v
-	}
-	mv := func(i int) float64 {
-		if a.cnt[i] == 0 {
-			return 0
-		}
-		return a.sum[i] / float64(a.cnt[i])
-	}
-	peak = task.Stats{CPUPct: ptr(0, a.peak[0]), MemoryMB: ptr(1, a.peak[1]), IOPS: ptr(2, a.peak[2]), NetMbps: ptr(3, a.peak[3])}
-	mean = task.Stats{CPUPct: ptr(0, mv(0)), MemoryMB: ptr(1, mv(1)), IOPS: ptr(2, mv(2)), NetMbps: ptr(3, mv(3))}
-	return peak, mean
 }

@@ -9,6 +9,13 @@
 //	google2019  identity = job/task       run = one task          (cpu NCU, mem NMU)
 //	bitbrains   identity = VM             run = one VM's month    (cpu MHz, mem MB, disk kB/s, net kB/s)
 //
+// Values are indexed by resource.Dim (CPU, Memory, and for bitbrains IO for
+// disk and Net for network) but stay in the trace's own units, listed
+// above: traces are normalised or counted in MHz and kB/s, not in cores,
+// MiB, ops/s and Mbps, and the evaluation's scores (slack ratios,
+// violation rates, relative errors) do not depend on the unit. The package
+// owns only the input formats.
+//
 // Readers stream the CSV with encoding/csv (records reused) and group rows
 // into runs as they go; a malformed file is refused with an error of the
 // form "file:line:col: what". col is the 1-based field (column) index for a

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 // Errors returned by this package.
@@ -36,34 +38,13 @@ const (
 // Formats lists the supported formats in a stable order.
 var Formats = []Format{Google2011, Google2019, Bitbrains}
 
-// Dim is one resource dimension of a trace run.
-type Dim int
-
-// The dimensions. Not every format has every dimension.
-const (
-	CPU Dim = iota
-	Memory
-	Disk
-	Network
-	NumDims
-)
-
-var dimNames = [NumDims]string{"cpu", "memory", "disk", "network"}
-
-// String returns the dimension's name as used in JSON output.
-func (d Dim) String() string {
-	if d < 0 || d >= NumDims {
-		return fmt.Sprintf("dim(%d)", int(d))
-	}
-	return dimNames[d]
-}
-
-// Dims returns the dimensions a format carries.
-func (f Format) Dims() []Dim {
+// Dims returns the dimensions a format carries (bitbrains' disk is IO, its
+// network Net).
+func (f Format) Dims() []resource.Dim {
 	if f == Bitbrains {
-		return []Dim{CPU, Memory, Disk, Network}
+		return []resource.Dim{resource.CPU, resource.Memory, resource.IO, resource.Net}
 	}
-	return []Dim{CPU, Memory}
+	return []resource.Dim{resource.CPU, resource.Memory}
 }
 
 // StepSeconds is the sampling step of every supported trace (5 minutes).
@@ -80,15 +61,15 @@ type Run struct {
 	// (google2011, google2019) or the Unix epoch (bitbrains).
 	Start int64
 	// Values[d] holds one value per step for each dimension the format
-	// carries; nil for the others.
-	Values [NumDims][]float64
+	// carries, in the trace's unit; nil for the others.
+	Values [resource.NumDims][]float64
 	// ScoreFrom is the first index whose next-step allocation may be
 	// scored; samples before it are context only (see SplitAt).
 	ScoreFrom int
 }
 
 // Len is the number of samples.
-func (r *Run) Len() int { return len(r.Values[CPU]) }
+func (r *Run) Len() int { return len(r.Values[resource.CPU]) }
 
 // End is the time just after the last sample.
 func (r *Run) End() int64 { return r.Start + int64(r.Len())*StepSeconds }
@@ -126,7 +107,7 @@ type layout struct {
 	cols []string // required header names; values are read in this order
 	// row turns the required fields (already located) into a run key, a
 	// time in seconds and per-dim values. fields[i] is cols[i].
-	row func(p *parser, fields []string) (key rowKey, ts int64, v [NumDims]float64, err error)
+	row func(p *parser, fields []string) (key rowKey, ts int64, v [resource.NumDims]float64, err error)
 }
 
 type rowKey struct{ identity, period string }
@@ -134,8 +115,8 @@ type rowKey struct{ identity, period string }
 var layouts = map[Format]layout{
 	Google2011: {
 		cols: []string{"job_id", "day", "step_5min", "cpu_util_pct", "mem_util_pct"},
-		row: func(p *parser, f []string) (rowKey, int64, [NumDims]float64, error) {
-			var v [NumDims]float64
+		row: func(p *parser, f []string) (rowKey, int64, [resource.NumDims]float64, error) {
+			var v [resource.NumDims]float64
 			day, err := p.int(f, 1, 1, 1<<20)
 			if err != nil {
 				return rowKey{}, 0, v, err
@@ -144,10 +125,10 @@ var layouts = map[Format]layout{
 			if err != nil {
 				return rowKey{}, 0, v, err
 			}
-			if v[CPU], err = p.value(f, 3); err != nil {
+			if v[resource.CPU], err = p.value(f, 3); err != nil {
 				return rowKey{}, 0, v, err
 			}
-			if v[Memory], err = p.value(f, 4); err != nil {
+			if v[resource.Memory], err = p.value(f, 4); err != nil {
 				return rowKey{}, 0, v, err
 			}
 			if err := p.ident(f, 0); err != nil {
@@ -159,8 +140,8 @@ var layouts = map[Format]layout{
 	},
 	Google2019: {
 		cols: []string{"time", "collection_id", "instance_index", "avg_cpu_usage", "avg_memory_usage"},
-		row: func(p *parser, f []string) (rowKey, int64, [NumDims]float64, error) {
-			var v [NumDims]float64
+		row: func(p *parser, f []string) (rowKey, int64, [resource.NumDims]float64, error) {
+			var v [resource.NumDims]float64
 			us, err := p.int(f, 0, 0, math.MaxInt64)
 			if err != nil {
 				return rowKey{}, 0, v, err
@@ -171,10 +152,10 @@ var layouts = map[Format]layout{
 			if err := p.ident(f, 2); err != nil {
 				return rowKey{}, 0, v, err
 			}
-			if v[CPU], err = p.value(f, 3); err != nil {
+			if v[resource.CPU], err = p.value(f, 3); err != nil {
 				return rowKey{}, 0, v, err
 			}
-			if v[Memory], err = p.value(f, 4); err != nil {
+			if v[resource.Memory], err = p.value(f, 4); err != nil {
 				return rowKey{}, 0, v, err
 			}
 			return rowKey{f[1] + "/" + f[2], ""}, us / 1e6, v, nil
@@ -183,8 +164,8 @@ var layouts = map[Format]layout{
 	Bitbrains: {
 		cols: []string{"vm_id", "month", "timestamp_s", "cpu_usage_mhz", "mem_usage_kb",
 			"disk_read_kBps", "disk_write_kBps", "net_rx_kBps", "net_tx_kBps"},
-		row: func(p *parser, f []string) (rowKey, int64, [NumDims]float64, error) {
-			var v [NumDims]float64
+		row: func(p *parser, f []string) (rowKey, int64, [resource.NumDims]float64, error) {
+			var v [resource.NumDims]float64
 			if err := p.ident(f, 0); err != nil {
 				return rowKey{}, 0, v, err
 			}
@@ -201,10 +182,10 @@ var layouts = map[Format]layout{
 					return rowKey{}, 0, v, err
 				}
 			}
-			v[CPU] = x[0]
-			v[Memory] = x[1] / 1024 // MB
-			v[Disk] = x[2] + x[3]
-			v[Network] = x[4] + x[5]
+			v[resource.CPU] = x[0]
+			v[resource.Memory] = x[1] / 1024 // MB
+			v[resource.IO] = x[2] + x[3]
+			v[resource.Net] = x[4] + x[5]
 			return rowKey{f[0], f[1]}, ts, v, nil
 		},
 	},

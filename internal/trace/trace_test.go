@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/prescient-sched/prescient/internal/resource"
 )
 
 func TestReadSamples(t *testing.T) {
@@ -34,11 +36,11 @@ func TestReadSamples(t *testing.T) {
 			}
 			for i, r := range runs {
 				n := 0
-				for d := range NumDims {
+				for d := range resource.NumDims {
 					if r.Values[d] != nil {
 						n++
 						if len(r.Values[d]) != r.Len() {
-							t.Fatalf("run %d dim %v: %d values, want %d", i, Dim(d), len(r.Values[d]), r.Len())
+							t.Fatalf("run %d dim %v: %d values, want %d", i, resource.Dim(d), len(r.Values[d]), r.Len())
 						}
 					}
 				}
@@ -66,7 +68,7 @@ func TestReadGoogle2011Values(t *testing.T) {
 	if r.Identity != "7" || r.Period != "day2" || r.Start != 86400 {
 		t.Fatalf("run = %+v", r)
 	}
-	if got := r.Values[CPU]; len(got) != 2 || got[0] != 10.5 || got[1] != 11 {
+	if got := r.Values[resource.CPU]; len(got) != 2 || got[0] != 10.5 || got[1] != 11 {
 		t.Fatalf("cpu = %v", got)
 	}
 	if runs[0].Slot(0) != 5 || r.Slot(1) != 1 {
@@ -82,10 +84,10 @@ func TestReadBitbrainsUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runs[0]
-	want := [NumDims]float64{100, 2, 3, 7}
-	for d := range NumDims {
+	want := [resource.NumDims]float64{100, 2, 3, 7}
+	for d := range resource.NumDims {
 		if r.Values[d][0] != want[d] {
-			t.Errorf("%v = %v, want %v", Dim(d), r.Values[d][0], want[d])
+			t.Errorf("%v = %v, want %v", resource.Dim(d), r.Values[d][0], want[d])
 		}
 	}
 }
@@ -154,8 +156,8 @@ func TestSplit(t *testing.T) {
 
 func TestSplitAtStraddle(t *testing.T) {
 	r := &Run{Identity: "a", Start: 0}
-	r.Values[CPU] = []float64{1, 2, 3, 4, 5}
-	r.Values[Memory] = []float64{1, 2, 3, 4, 5}
+	r.Values[resource.CPU] = []float64{1, 2, 3, 4, 5}
+	r.Values[resource.Memory] = []float64{1, 2, 3, 4, 5}
 	train, test := SplitAt([]*Run{r}, 2*StepSeconds)
 	if len(train) != 1 || train[0].Len() != 2 {
 		t.Fatalf("train = %+v", train)
@@ -164,8 +166,8 @@ func TestSplitAtStraddle(t *testing.T) {
 		t.Fatalf("test = %+v", test[0])
 	}
 	// The head must not alias appends into the original.
-	train[0].Values[CPU] = append(train[0].Values[CPU], 99)
-	if r.Values[CPU][2] != 3 {
+	train[0].Values[resource.CPU] = append(train[0].Values[resource.CPU], 99)
+	if r.Values[resource.CPU][2] != 3 {
 		t.Fatal("head aliases the run")
 	}
 }

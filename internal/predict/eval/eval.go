@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/predict"
+	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/trace"
 )
 
@@ -213,7 +214,7 @@ func newHistory(runs []*trace.Run) *history {
 // past returns the values of dim d of every run of r's identity that
 // started before r did (a run's own train head starts with it and is
 // excluded).
-func (h *history) past(r *trace.Run, d trace.Dim, buf []predict.Past) []predict.Past {
+func (h *history) past(r *trace.Run, d resource.Dim, buf []predict.Past) []predict.Past {
 	buf = buf[:0]
 	for _, p := range h.byID[r.Identity] {
 		if p.Start >= r.Start {
@@ -230,7 +231,7 @@ func (h *history) past(r *trace.Run, d trace.Dim, buf []predict.Past) []predict.
 
 // scale is the mean of dimension d over runs: the magnitude histograms and
 // floors are sized by.
-func scale(runs []*trace.Run, d trace.Dim) float64 {
+func scale(runs []*trace.Run, d resource.Dim) float64 {
 	var s float64
 	var n int
 	for _, r := range runs {
@@ -249,7 +250,7 @@ func scale(runs []*trace.Run, d trace.Dim) float64 {
 type sink func(r *trace.Run, t int, pts []predict.Point)
 
 // replay feeds every run to fc and calls out at each scored step.
-func replay(ctx context.Context, fc predict.Forecaster, runs []*trace.Run, d trace.Dim, h *history, sc float64, out sink) error {
+func replay(ctx context.Context, fc predict.Forecaster, runs []*trace.Run, d resource.Dim, h *history, sc float64, out sink) error {
 	pts := make([]predict.Point, Horizons)
 	var buf []predict.Past
 	rc := &predict.RunContext{StepS: trace.StepSeconds, Scale: sc}
@@ -277,7 +278,7 @@ func replay(ctx context.Context, fc predict.Forecaster, runs []*trace.Run, d tra
 // calibrate returns the smallest margin under which at most
 // 1−CalibrationQuantile of the training next-step samples exceed the
 // allocation.
-func calibrate(ctx context.Context, fc predict.Forecaster, train []*trace.Run, d trace.Dim, h *history, sc float64) (float64, error) {
+func calibrate(ctx context.Context, fc predict.Forecaster, train []*trace.Run, d resource.Dim, h *history, sc float64) (float64, error) {
 	floor := MinAllocation * sc
 	kind := fc.MarginKind()
 	var ratios []float64
@@ -361,7 +362,7 @@ func (a *acc) add(v []float64, t int, alloc float64, p50 func(h int) float64) {
 	}
 }
 
-func score(ctx context.Context, c predict.Calibrated, test []*trace.Run, d trace.Dim, h *history, sc float64) (Metrics, error) {
+func score(ctx context.Context, c predict.Calibrated, test []*trace.Run, d resource.Dim, h *history, sc float64) (Metrics, error) {
 	var a acc
 	err := replay(ctx, c.F, test, d, h, sc, func(r *trace.Run, t int, pts []predict.Point) {
 		a.add(r.Values[d], t, c.Alloc(pts[0]), func(h int) float64 { return pts[h].P50 })
@@ -369,7 +370,7 @@ func score(ctx context.Context, c predict.Calibrated, test []*trace.Run, d trace
 	return a.metrics(c.Margin), err
 }
 
-func oracle(test []*trace.Run, d trace.Dim) Metrics {
+func oracle(test []*trace.Run, d resource.Dim) Metrics {
 	var a acc
 	for _, r := range test {
 		v := r.Values[d]
@@ -384,7 +385,7 @@ func want(o Options, name string) bool {
 	return len(o.Models) == 0 || slices.Contains(o.Models, name) || (name != "oracle" && slices.Contains(o.Models, "prescient"))
 }
 
-func evalDim(ctx context.Context, d trace.Dim, train, test []*trace.Run, h *history, o Options) (map[string]Metrics, error) {
+func evalDim(ctx context.Context, d resource.Dim, train, test []*trace.Run, h *history, o Options) (map[string]Metrics, error) {
 	sc := scale(train, d)
 	logf := func(format string, a ...any) {
 		if o.Progress != nil {
@@ -445,7 +446,7 @@ func evalDim(ctx context.Context, d trace.Dim, train, test []*trace.Run, h *hist
 }
 
 // candidates builds the forecasters, training the learned ones on train.
-func candidates(ctx context.Context, d trace.Dim, train []*trace.Run, h *history, sc float64, o Options, logf func(string, ...any)) []predict.Forecaster {
+func candidates(ctx context.Context, d resource.Dim, train []*trace.Run, h *history, sc float64, o Options, logf func(string, ...any)) []predict.Forecaster {
 	fcs := []predict.Forecaster{
 		&predict.LastValue{},
 		&predict.WindowMax{Window: 24},

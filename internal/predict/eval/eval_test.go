@@ -85,7 +85,7 @@ func checkInvariants(t *testing.T, format string, r *Report) {
 	t.Helper()
 	dims := []string{"cpu", "memory"}
 	if format == "bitbrains" {
-		dims = append(dims, "disk", "network")
+		dims = append(dims, "io", "net") // disk and network in the trace
 	}
 	for _, name := range []string{"last_value", "moving_window_max", "decayed_percentile", "gru", "prescient", "oracle"} {
 		ms, ok := r.Models[name]
