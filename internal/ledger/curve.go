@@ -118,25 +118,46 @@ func (c Curve) Peak(q float64) resource.Vector {
 	return v
 }
 
-// Hard sizes a hard allocation for a task that has run for elapsed: the
-// per-dimension maximum of PHi over the steps that overlap
-// [elapsed, elapsed+window) (window ≤ 0: to the end of the curve), times
-// 1+headroom. A task that outlives its curve is sized by its last step.
-func (c Curve) Hard(elapsed, window time.Duration, headroom resource.Vector) resource.Vector {
+// Window returns the per-dimension maximum of P50 (hi: PHi) over the
+// steps that overlap [elapsed, elapsed+window) (window ≤ 0: to the end of
+// the curve); a task that outlives its curve is sized by its last step.
+// It does not allocate and stops at the window's end: the scheduler calls
+// it on every sample of every running task.
+func (c Curve) Window(elapsed, window time.Duration, hi bool) resource.Vector {
 	var v resource.Vector
 	var off time.Duration
 	found := false
-	for _, s := range c.Steps {
-		end := off + s.Dur
+	for i := range c.Steps {
+		st := &c.Steps[i]
+		end := off + st.Dur
 		if end > elapsed && (window <= 0 || off < elapsed+window) {
-			v = v.Max(s.PHi)
+			if hi {
+				v = v.Max(st.PHi)
+			} else {
+				v = v.Max(st.P50)
+			}
 			found = true
 		}
 		off = end
+		if window > 0 && off >= elapsed+window {
+			break
+		}
 	}
 	if !found && len(c.Steps) > 0 {
-		v = c.Steps[len(c.Steps)-1].PHi
+		last := &c.Steps[len(c.Steps)-1]
+		v = last.P50
+		if hi {
+			v = last.PHi
+		}
 	}
+	return v
+}
+
+// Hard sizes a hard allocation for a task that has run for elapsed: the
+// per-dimension maximum of PHi over [elapsed, elapsed+window) (see
+// Window), times 1+headroom.
+func (c Curve) Hard(elapsed, window time.Duration, headroom resource.Vector) resource.Vector {
+	v := c.Window(elapsed, window, true)
 	for d := range v {
 		v[d] *= 1 + headroom[d]
 	}

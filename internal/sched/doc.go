@@ -42,6 +42,6 @@
 //
 // The package never reads the clock or touches the OS: time comes from a
 // Clock, limits go out through the Executor interface (Update, and
-// optionally SetSoftMemory, Evict), so the simulator and the tests drive
+// optionally SetSoftMemory, Evict), so the tests drive
 // the same code the daemon runs.
 package sched

@@ -58,7 +58,7 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 // adjust computes and applies e's new limits.
 func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time) (bool, error) {
 	elapsed := now.Sub(e.start)
-	pred := hardWindow(e.curve, elapsed, s.cfg.MonitorWindow, s.head)
+	pred := e.curve.Hard(elapsed, s.cfg.MonitorWindow, s.head)
 	old := e.limits.Vector()
 	// A live forecast may refine the curve within what the run's history
 	// ever reached (or what it uses now), never beyond: an unsure short-
@@ -140,7 +140,7 @@ func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time)
 	s.committed = s.committed.Sub(old).Add(want)
 	e.limits = lim
 	softApplied := false
-	if soft := windowP50(e.curve, elapsed, s.cfg.MonitorWindow)[resource.Memory]; soft > 0 && !e.loose && !e.throttled {
+	if soft := e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[resource.Memory]; soft > 0 && !e.loose && !e.throttled {
 		e.soft = min(max(soft, e.floorMB), want[resource.Memory])
 		if sl, ok := s.cfg.Executor.(SoftLimiter); ok {
 			softApplied = sl.SetSoftMemory(e.t.ID, e.soft) == nil
@@ -221,7 +221,7 @@ func (s *Scheduler) unthrottle(now time.Time) {
 		if e.state != Running || sl == nil {
 			continue
 		}
-		soft := windowP50(e.curve, now.Sub(e.start), s.cfg.MonitorWindow)[resource.Memory]
+		soft := e.curve.Window(now.Sub(e.start), s.cfg.MonitorWindow, false)[resource.Memory]
 		e.soft = min(max(soft, e.floorMB), e.limits.MemoryMB)
 		s.record(e, now, ReasonUnthrottle, "memory pressure over", sl.SetSoftMemory(e.t.ID, e.soft) == nil)
 	}
@@ -266,19 +266,4 @@ func (s *Scheduler) evict(v *entry, now time.Time, why string) {
 	s.lastPress = now
 	s.stats.Evicts++
 	s.record(v, now, ReasonEvict, why, false)
-}
-
-// OnRunning calls fn for each running task's id (for a monitor pass).
-func (s *Scheduler) OnRunning(fn func(id string)) {
-	s.mu.Lock()
-	ids := make([]string, 0, 16)
-	for id, e := range s.tasks {
-		if e.state == Running {
-			ids = append(ids, id)
-		}
-	}
-	s.mu.Unlock()
-	for _, id := range ids {
-		fn(id)
-	}
 }

@@ -1,0 +1,376 @@
+package sched
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prescient-sched/prescient/internal/ledger"
+	"github.com/prescient-sched/prescient/internal/resource"
+)
+
+// Enqueue predicts t's curve, soft-reserves it at the earliest start at
+// which it fits and queues it. A curve that does not fit yet (the calendar
+// is full to its horizon, or committed allocations leave no room) leaves
+// the task queued without a reservation; Replan tries again.
+func (s *Scheduler) Enqueue(t Task) (View, error) {
+	if t.ID == "" {
+		return View{}, errors.New("sched: enqueue: empty id")
+	}
+	now := s.cfg.Clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tasks[t.ID]; ok {
+		return View{}, fmt.Errorf("enqueue %q: %w", t.ID, ErrExists)
+	}
+	e := &entry{t: t, hidx: -1}
+	e.curve, e.model = s.predict(t.Features, 0)
+	e.loose = e.model == ModelRequests
+	s.tasks[t.ID] = e
+	s.admit(e, now)
+	return s.view(e), nil
+}
+
+// predict asks the predictor and makes the answer usable: invalid →
+// declared requests; every step clamped to capacity and floored.
+func (s *Scheduler) predict(f Features, floorMB float64) (ledger.Curve, string) {
+	c, model := s.cfg.Predictor.Predict(f)
+	if c.Validate() != nil {
+		c, model = ledger.Flat(s.cfg.FallbackDuration, f.Requests, f.Requests), ModelRequests
+	}
+	return s.shape(c, floorMB), model
+}
+
+// shape returns a copy of c clamped to capacity and with memory floored.
+func (s *Scheduler) shape(c ledger.Curve, floorMB float64) ledger.Curve {
+	out := ledger.Curve{HiQ: c.HiQ, Steps: slices.Clone(c.Steps)}
+	for i := range out.Steps {
+		st := &out.Steps[i]
+		st.P50[resource.Memory] = max(st.P50[resource.Memory], floorMB)
+		st.PHi[resource.Memory] = max(st.PHi[resource.Memory], floorMB)
+		for d := range st.P50 {
+			st.PHi[d] = min(st.PHi[d], s.capv[d])
+			st.P50[d] = min(st.P50[d], st.PHi[d])
+		}
+	}
+	return out
+}
+
+// queue appends e to its priority's FIFO.
+func (s *Scheduler) queue(e *entry, now time.Time) {
+	s.seq++
+	e.seq, e.enq, e.state = s.seq, now, Queued
+	q := s.fifo[e.t.Priority]
+	if q == nil {
+		q = newFIFO()
+		s.fifo[e.t.Priority] = q
+	}
+	if q.len() == 0 {
+		i, _ := slices.BinarySearchFunc(s.prios, e.t.Priority, func(a, b int) int { return b - a })
+		s.prios = slices.Insert(s.prios, i, e.t.Priority)
+		if i < len(s.prios)-1 {
+			s.inverted = true // lower priorities are queued behind it
+		}
+	}
+	q.push(e)
+}
+
+// admit queues e deferred and lets fill plan it if it is within the
+// planning depth.
+func (s *Scheduler) admit(e *entry, now time.Time) {
+	e.deferred = true
+	s.deferredN++
+	s.queue(e, now)
+	s.fill(now)
+}
+
+// fill plans deferred tasks, best first, while fewer than PlanDepth are
+// planned; at depth, a deferred task that comes before the last planned
+// one (a higher priority arrived) takes its place, and the displaced task
+// is deferred again. Each FIFO's deferred entries are a suffix of it, so
+// the candidates are the first deferred and the last planned entry of
+// each priority.
+func (s *Scheduler) fill(now time.Time) {
+	for s.deferredN > 0 {
+		var best *entry
+		for _, p := range s.prios {
+			if e := s.fifo[p].firstDeferred(); e != nil && (best == nil || s.before(e, best, now)) {
+				best = e
+			}
+		}
+		if best == nil {
+			return
+		}
+		if s.planned >= s.cfg.PlanDepth {
+			var worst *entry
+			for _, p := range s.prios {
+				if e := s.fifo[p].lastPlanned(); e != nil && (worst == nil || s.before(worst, e, now)) {
+					worst = e
+				}
+			}
+			if worst == nil || !s.before(best, worst, now) {
+				return
+			}
+			s.unreserve(worst)
+			if s.shadow.e == worst {
+				s.shadow = shadow{}
+			}
+			s.fifo[worst.t.Priority].deferLast(worst)
+			s.planned--
+			s.deferredN++
+		}
+		s.fifo[best.t.Priority].undefer(best)
+		s.deferredN--
+		s.planned++
+		s.reserve(best, now)
+	}
+}
+
+// dequeue takes e out of its FIFO and the planned/deferred counts,
+// dropping its priority from prios when the FIFO empties.
+func (s *Scheduler) dequeue(e *entry) {
+	s.uncount(e)
+	q := s.fifo[e.t.Priority]
+	q.remove(e)
+	if q.len() == 0 {
+		if i := slices.Index(s.prios, e.t.Priority); i >= 0 {
+			s.prios = slices.Delete(s.prios, i, i+1)
+		}
+	}
+}
+
+// unqueue removes e from its FIFO and the due heap, releasing its soft
+// reservation.
+func (s *Scheduler) unqueue(e *entry) {
+	s.dequeue(e)
+	s.unreserve(e)
+}
+
+// reserve soft-reserves e's curve from now; false when it does not fit yet.
+func (s *Scheduler) reserve(e *entry, now time.Time) bool {
+	if e.reserved {
+		return true
+	}
+	r, fit, err := s.led.SoftReserve(e.t.ID, s.planSpan(e.curve), now, s.cfg.TTL)
+	if err != nil {
+		s.cfg.Log.Warn("soft reserve", "task", e.t.ID, "err", err)
+		return false
+	}
+	if !fit.OK {
+		s.cfg.Log.Debug("no room yet", "task", e.t.ID, "fit", fit.String())
+		if s.shadow.e == nil && fit.Reason == ledger.ReasonCommitted {
+			s.protect(e, now)
+		}
+		return false
+	}
+	if !s.backfillOK(e, r.Start, r.End, r.Peak) {
+		if s.led.Release(e.t.ID) {
+			s.stats.Reserved++
+			s.stats.Released++
+		}
+		return false
+	}
+	if s.shadow.e == e {
+		s.shadow = shadow{}
+	}
+	s.stats.Reserved++
+	e.reserved, e.resStart, e.resPeak = true, r.Start, r.Peak
+	heap.Push(&s.due, e)
+	return true
+}
+
+// planSpan is the part of c the calendar plans: at most half the ledger's
+// horizon, so that a task predicted to run longer than the horizon can
+// still be placed (and not wait forever); what lies beyond is not
+// reserved ahead, and once the task runs its hard allocation is
+// open-ended in the ledger anyway.
+func (s *Scheduler) planSpan(c ledger.Curve) ledger.Curve {
+	limit := s.led.Config().Horizon / 2
+	if c.Total() <= limit {
+		return c
+	}
+	out := ledger.Curve{HiQ: c.HiQ}
+	var off time.Duration
+	for _, st := range c.Steps {
+		if off >= limit {
+			break
+		}
+		st.Dur = min(st.Dur, limit-off)
+		out.Steps = append(out.Steps, st)
+		off += st.Dur
+	}
+	return out
+}
+
+// protect makes e the blocked head: it computes when the running tasks,
+// by their predicted ends, leave room for e's soft-sized peak.
+func (s *Scheduler) protect(e *entry, now time.Time) {
+	need := e.curve.Peak(s.led.Config().SoftQuantile)
+	type end struct {
+		at  time.Time
+		lim resource.Vector
+	}
+	var ends []end
+	for _, x := range s.tasks {
+		if x.state == Running {
+			at := x.start.Add(x.curve.Total())
+			if !at.After(now) {
+				at = now.Add(s.led.Config().SlotWidth) // overran its prediction: any moment now
+			}
+			ends = append(ends, end{at, x.limits.Vector()})
+		}
+	}
+	slices.SortFunc(ends, func(a, b end) int { return a.at.Compare(b.at) })
+	free := s.capv.Sub(s.committed)
+	for _, x := range ends {
+		free = free.Add(x.lim)
+		if need.LessEq(free) {
+			s.shadow = shadow{e: e, at: x.at, extra: free.Sub(need)}
+			return
+		}
+	}
+	s.shadow = shadow{e: e, at: now.Add(s.led.Config().Horizon), extra: resource.Vector{}}
+}
+
+// backfillOK reports whether a task planned over [start, end) with peak
+// does not delay the protected head.
+func (s *Scheduler) backfillOK(e *entry, start, end time.Time, peak resource.Vector) bool {
+	h := s.shadow
+	if h.e == nil || h.e == e || h.e.state != Queued || !start.Before(h.at) || !end.After(h.at) {
+		return true
+	}
+	return peak.LessEq(h.extra)
+}
+
+// unreserve releases e's soft reservation, if it holds one.
+func (s *Scheduler) unreserve(e *entry) {
+	if !e.reserved {
+		return
+	}
+	if s.led.Release(e.t.ID) {
+		s.stats.Released++
+	}
+	e.reserved = false
+	if e.hidx >= 0 {
+		heap.Remove(&s.due, e.hidx)
+	}
+}
+
+// uncount drops a queued e leaving the queue from the planned or
+// deferred count.
+func (s *Scheduler) uncount(e *entry) {
+	if e.deferred {
+		e.deferred = false
+		s.deferredN--
+	} else {
+		s.planned--
+	}
+}
+
+// effPrio is e's priority aged by its wait.
+func (s *Scheduler) effPrio(e *entry, now time.Time) int {
+	return e.t.Priority + int(now.Sub(e.enq)/s.cfg.AgeStep)
+}
+
+// before orders queued entries: higher effective priority first, then FIFO.
+func (s *Scheduler) before(a, b *entry, now time.Time) bool {
+	pa, pb := s.effPrio(a, now), s.effPrio(b, now)
+	if pa != pb {
+		return pa > pb
+	}
+	return a.seq < b.seq
+}
+
+// each visits queued entries in priority order (aged; FIFO within) until
+// fn returns false: a merge of the per-priority FIFOs, whose own order is
+// the aged order since an older entry of a FIFO has aged at least as much.
+func (s *Scheduler) each(now time.Time, fn func(*entry) bool) {
+	var small [8]int
+	cur := small[:0]
+	for range s.prios {
+		cur = append(cur, 0)
+	}
+	for {
+		var best *entry
+		bi := -1
+		for i, p := range s.prios {
+			e, at := s.fifo[p].next(cur[i])
+			cur[i] = at
+			if e == nil {
+				continue
+			}
+			if best == nil || s.before(e, best, now) {
+				best, bi = e, i
+			}
+		}
+		if best == nil || !fn(best) {
+			return
+		}
+		cur[bi]++
+	}
+}
+
+// expire handles soft reservations the ledger let lapse.
+func (s *Scheduler) expire(now time.Time) {
+	for _, r := range s.led.Expire(now) {
+		s.stats.Expired++
+		if e := s.tasks[r.ID]; e != nil && e.reserved {
+			e.reserved = false
+			if e.hidx >= 0 {
+				heap.Remove(&s.due, e.hidx)
+			}
+		}
+	}
+}
+
+// Replan re-places the first ReplanWindow queued tasks in (aged) priority
+// order: their soft reservations are released together and made again one
+// by one, so capacity that returned moves them earlier and a newly queued
+// higher priority goes first. It also retries tasks without a reservation.
+// It returns how many tasks it re-placed. It is cheap to call when nothing
+// changed: Dispatch calls it (unforced) first, and then it does nothing
+// unless the ledger's generation moved, a higher priority was queued, or
+// some queued task lacks a reservation and a slot has passed.
+func (s *Scheduler) Replan() int {
+	now := s.cfg.Clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replan(now, true)
+}
+
+func (s *Scheduler) replan(now time.Time, force bool) int {
+	s.expire(now)
+	gen := s.led.Generation()
+	var batch []*entry
+	missing := false
+	s.each(now, func(e *entry) bool {
+		batch = append(batch, e)
+		missing = missing || !e.reserved
+		return len(batch) < s.cfg.ReplanWindow
+	})
+	retry := missing && now.Sub(s.planAt) >= s.led.Config().SlotWidth
+	if !force && gen == s.planGen && !s.inverted && !retry {
+		return 0
+	}
+	s.planAt = now
+	for _, e := range batch {
+		s.unreserve(e)
+	}
+	s.shadow = shadow{}
+	for _, e := range batch {
+		if e.deferred {
+			// In the window, so ahead of every other deferred task of its
+			// FIFO (batch is in queue order): the first of them.
+			s.fifo[e.t.Priority].undefer(e)
+			s.deferredN--
+			s.planned++
+		}
+		s.reserve(e, now)
+	}
+	s.fill(now) // the window may have planned beyond the depth: rebalance
+	s.inverted = false
+	s.planGen = s.led.Generation()
+	return len(batch)
+}
