@@ -163,3 +163,41 @@ func TestOutsiderIsDenied(t *testing.T) {
 		t.Errorf("outsider's ps: exit %d, %q", code, errOut)
 	}
 }
+
+// TestFairShareBetweenUsers: alice's backlog does not put bob's task
+// behind it (it was 1,984 tasks, about 40 minutes, before fair share).
+func TestFairShareBetweenUsers(t *testing.T) {
+	e, alice, bob, gid := twoUsers(t, "--cpu", "0.2", "--policy", "fit")
+	var aliceIDs []string
+	for range 12 {
+		out, errOut, code := e.cli(alice.CredentialIn(gid), "submit", "--cpu", "0.2", "--memory", "16M", "--", "sleep", "0.3")
+		if code != 0 {
+			t.Fatalf("alice's submit: %d %s", code, errOut)
+		}
+		aliceIDs = append(aliceIDs, strings.TrimSpace(out))
+	}
+	out, errOut, code := e.cli(bob.CredentialIn(gid), "submit", "--wait", "--cpu", "0.2", "--memory", "16M", "--", "true")
+	if code != 0 {
+		t.Fatalf("bob's submit: %d %s %s", code, out, errOut)
+	}
+	c := e.client()
+	ctx := ctxT(t, 60*time.Second)
+	bobID := strings.Fields(out)[0]
+	bt, err := c.Get(ctx, bobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := 0
+	for _, id := range aliceIDs {
+		at, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at.StartedAt != nil && at.StartedAt.Before(*bt.StartedAt) {
+			before++
+		}
+	}
+	if before > 2 {
+		t.Errorf("%d of alice's 12 tasks started before bob's, want at most 2 (the one running and one more)", before)
+	}
+}

@@ -98,6 +98,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		return Start{}, false
 	}
 	s.unqueueCommitted(e)
+	s.vtime = max(s.vtime, e.tag)
 	waited := now.Sub(e.enq)
 	e.state, e.start, e.limits = Running, now, lim
 	e.peakHi = e.curve.Peak(1)

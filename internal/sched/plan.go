@@ -58,23 +58,56 @@ func (s *Scheduler) shape(c ledger.Curve, floorMB float64) ledger.Curve {
 	return out
 }
 
-// queue appends e to its priority's FIFO.
+// qkey names one FIFO: the queued tasks of one user at one priority.
+type qkey struct {
+	prio int
+	user uint32
+}
+
+func keyOf(e *entry) qkey { return qkey{e.t.Priority, e.t.User} }
+
+// queue appends e to its user's FIFO at its priority, with its fair-share
+// tag: start-time fair queuing (SFQ) with one unit per task — a task's
+// tag is the larger of the tag of the latest task started (vtime) and its
+// user's previous tag + 1. Among equal (aged) priorities the lowest tag
+// goes first, so users take turns: a user who queued 2,000 tasks holds
+// tags vtime…vtime+1999, and another user's task arriving then gets vtime
+// and goes next, not behind the 2,000 (Slurm's fair share makes the same
+// promise with decayed usage).
 func (s *Scheduler) queue(e *entry, now time.Time) {
 	s.seq++
 	e.seq, e.enq, e.state = s.seq, now, Queued
-	q := s.fifo[e.t.Priority]
+	e.tag = max(s.vtime, s.userTag[e.t.User])
+	s.userTag[e.t.User] = e.tag + 1
+	k := keyOf(e)
+	q := s.fifo[k]
 	if q == nil {
 		q = newFIFO()
-		s.fifo[e.t.Priority] = q
+		s.fifo[k] = q
 	}
 	if q.len() == 0 {
-		i, _ := slices.BinarySearchFunc(s.prios, e.t.Priority, func(a, b int) int { return b - a })
-		s.prios = slices.Insert(s.prios, i, e.t.Priority)
-		if i < len(s.prios)-1 {
-			s.inverted = true // lower priorities are queued behind it
+		i, _ := slices.BinarySearchFunc(s.keys, k, cmpKey)
+		s.keys = slices.Insert(s.keys, i, k)
+	}
+	// Ahead of what is planned already (a higher priority, or another
+	// user's turn)? Then Replan reorders.
+	if !s.inverted {
+		for _, x := range s.keys {
+			if l := s.fifo[x].lastPlanned(); l != nil && l != e && s.before(e, l, now) {
+				s.inverted = true
+				break
+			}
 		}
 	}
 	q.push(e)
+}
+
+// cmpKey orders FIFO keys: priority descending, then user.
+func cmpKey(a, b qkey) int {
+	if a.prio != b.prio {
+		return b.prio - a.prio
+	}
+	return int(a.user) - int(b.user)
 }
 
 // admit queues e deferred and lets fill plan it if it is within the
@@ -95,8 +128,8 @@ func (s *Scheduler) admit(e *entry, now time.Time) {
 func (s *Scheduler) fill(now time.Time) {
 	for s.deferredN > 0 {
 		var best *entry
-		for _, p := range s.prios {
-			if e := s.fifo[p].firstDeferred(); e != nil && (best == nil || s.before(e, best, now)) {
+		for _, k := range s.keys {
+			if e := s.fifo[k].firstDeferred(); e != nil && (best == nil || s.before(e, best, now)) {
 				best = e
 			}
 		}
@@ -105,8 +138,8 @@ func (s *Scheduler) fill(now time.Time) {
 		}
 		if s.planned >= s.cfg.PlanDepth {
 			var worst *entry
-			for _, p := range s.prios {
-				if e := s.fifo[p].lastPlanned(); e != nil && (worst == nil || s.before(worst, e, now)) {
+			for _, k := range s.keys {
+				if e := s.fifo[k].lastPlanned(); e != nil && (worst == nil || s.before(worst, e, now)) {
 					worst = e
 				}
 			}
@@ -117,11 +150,11 @@ func (s *Scheduler) fill(now time.Time) {
 			if s.shadow.e == worst {
 				s.shadow = shadow{}
 			}
-			s.fifo[worst.t.Priority].deferLast(worst)
+			s.fifo[keyOf(worst)].deferLast(worst)
 			s.planned--
 			s.deferredN++
 		}
-		s.fifo[best.t.Priority].undefer(best)
+		s.fifo[keyOf(best)].undefer(best)
 		s.deferredN--
 		s.planned++
 		s.reserve(best, now)
@@ -129,15 +162,17 @@ func (s *Scheduler) fill(now time.Time) {
 }
 
 // dequeue takes e out of its FIFO and the planned/deferred counts,
-// dropping its priority from prios when the FIFO empties.
+// dropping its key from keys when the FIFO empties.
 func (s *Scheduler) dequeue(e *entry) {
 	s.uncount(e)
-	q := s.fifo[e.t.Priority]
+	k := keyOf(e)
+	q := s.fifo[k]
 	q.remove(e)
 	if q.len() == 0 {
-		if i := slices.Index(s.prios, e.t.Priority); i >= 0 {
-			s.prios = slices.Delete(s.prios, i, i+1)
+		if i := slices.Index(s.keys, k); i >= 0 {
+			s.keys = slices.Delete(s.keys, i, i+1)
 		}
+		delete(s.fifo, k)
 	}
 }
 
@@ -274,29 +309,33 @@ func (s *Scheduler) effPrio(e *entry, now time.Time) int {
 	return e.t.Priority + int(now.Sub(e.enq)/s.cfg.AgeStep)
 }
 
-// before orders queued entries: higher effective priority first, then FIFO.
+// before orders queued entries: higher effective (aged) priority first,
+// then the lower fair-share tag (users take turns), then FIFO.
 func (s *Scheduler) before(a, b *entry, now time.Time) bool {
 	pa, pb := s.effPrio(a, now), s.effPrio(b, now)
 	if pa != pb {
 		return pa > pb
 	}
+	if a.tag != b.tag {
+		return a.tag < b.tag
+	}
 	return a.seq < b.seq
 }
 
-// each visits queued entries in priority order (aged; FIFO within) until
-// fn returns false: a merge of the per-priority FIFOs, whose own order is
-// the aged order since an older entry of a FIFO has aged at least as much.
+// each visits queued entries in order (before) until fn returns false: a
+// merge of the per-(priority, user) FIFOs, each already in that order — an
+// older entry of a FIFO has aged at least as much and has a lower tag.
 func (s *Scheduler) each(now time.Time, fn func(*entry) bool) {
 	var small [8]int
 	cur := small[:0]
-	for range s.prios {
+	for range s.keys {
 		cur = append(cur, 0)
 	}
 	for {
 		var best *entry
 		bi := -1
-		for i, p := range s.prios {
-			e, at := s.fifo[p].next(cur[i])
+		for i, k := range s.keys {
+			e, at := s.fifo[k].next(cur[i])
 			cur[i] = at
 			if e == nil {
 				continue
@@ -363,7 +402,7 @@ func (s *Scheduler) replan(now time.Time, force bool) int {
 		if e.deferred {
 			// In the window, so ahead of every other deferred task of its
 			// FIFO (batch is in queue order): the first of them.
-			s.fifo[e.t.Priority].undefer(e)
+			s.fifo[keyOf(e)].undefer(e)
 			s.deferredN--
 			s.planned++
 		}

@@ -105,7 +105,7 @@ func TestPropertyInterleavings(t *testing.T) {
 					name = "enqueue"
 					id := fmt.Sprint("t", next)
 					next++
-					_, err := s.Enqueue(Task{ID: id, Priority: rng.IntN(3), Features: Features{Signature: fmt.Sprint("sig", rng.IntN(10)), Requests: vec(0.5, 200)}})
+					_, err := s.Enqueue(Task{ID: id, Priority: rng.IntN(3), User: uint32(rng.IntN(3)), Features: Features{Signature: fmt.Sprint("sig", rng.IntN(10)), Requests: vec(0.5, 200)}})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -200,7 +200,7 @@ func TestPropertyInterleavings(t *testing.T) {
 func checkPlan(t *testing.T, s *Scheduler, at string) {
 	t.Helper()
 	planned, deferred := 0, 0
-	for _, p := range s.prios {
+	for _, p := range s.keys {
 		q := s.fifo[p]
 		seenDef := false
 		for i := q.head; i < len(q.items); i++ {
@@ -222,7 +222,7 @@ func checkPlan(t *testing.T, s *Scheduler, at string) {
 				}
 			} else {
 				if seenDef {
-					t.Fatalf("%s: planned %s after a deferred task in priority %d", at, e.t.ID, p)
+					t.Fatalf("%s: planned %s after a deferred task in FIFO %v", at, e.t.ID, p)
 				}
 				planned++
 			}

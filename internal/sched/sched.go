@@ -359,6 +359,7 @@ func (c *Config) validate() error {
 type entry struct {
 	t       Task
 	seq     uint64
+	tag     uint64    // fair-share tag: orders users' tasks within a priority
 	enq     time.Time // when (re)queued
 	state   State
 	curve   ledger.Curve
@@ -414,16 +415,18 @@ type Scheduler struct {
 	mu         sync.Mutex
 	seq        uint64
 	tasks      map[string]*entry
-	prios      []int           // priorities with a non-empty FIFO, descending
-	fifo       map[int]*fifo   // priority → FIFO of queued entries
-	due        dueHeap         // reserved queued entries by reserved start
-	committed  resource.Vector // sum of running hard limits
-	usedSum    resource.Vector // sum of running tasks' measured use (limits until observed)
-	inverted   bool            // a task was queued above lower-priority ones: Replan reorders
-	planGen    uint64          // ledger generation at the last Replan
-	planAt     time.Time       // time of the last Replan
-	lastPress  time.Time       // last pressure action
-	shadow     shadow          // the blocked head's protected start (EASY backfill)
+	keys       []qkey            // keys of the non-empty FIFOs, by priority descending
+	fifo       map[qkey]*fifo    // (priority, user) → FIFO of queued entries
+	vtime      uint64            // fair share: the tag of the latest started task
+	userTag    map[uint32]uint64 // fair share: each user's next tag
+	due        dueHeap           // reserved queued entries by reserved start
+	committed  resource.Vector   // sum of running hard limits
+	usedSum    resource.Vector   // sum of running tasks' measured use (limits until observed)
+	inverted   bool              // a task was queued ahead of planned ones: Replan reorders
+	planGen    uint64            // ledger generation at the last Replan
+	planAt     time.Time         // time of the last Replan
+	lastPress  time.Time         // last pressure action
+	shadow     shadow            // the blocked head's protected start (EASY backfill)
 	stats      Stats
 	throttledN int // running tasks throttled under memory pressure
 	planned    int // queued tasks not deferred (reserved or waiting for room)
@@ -450,7 +453,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	return &Scheduler{
 		cfg: cfg, led: cfg.Ledger, capv: cfg.Ledger.Capacity(), head: cfg.Ledger.Config().Headroom,
-		tasks: map[string]*entry{}, fifo: map[int]*fifo{},
+		tasks: map[string]*entry{}, fifo: map[qkey]*fifo{}, userTag: map[uint32]uint64{},
 	}, nil
 }
 

@@ -1,6 +1,8 @@
 package sched
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -185,5 +187,45 @@ func TestLongerThanHorizon(t *testing.T) {
 	}
 	if v, _ := s.Get("l"); v.Curve.Total() != 3*time.Hour {
 		t.Fatalf("the task's own curve was cut: %v", v.Curve.Total())
+	}
+}
+
+// TestFairShare: at one priority, users take turns. alice queues ten
+// tasks, each of which needs the whole node; bob's one task, queued after
+// them, runs next — not after alice's backlog — and alice's go on after.
+func TestFairShare(t *testing.T) {
+	s, clk, _, err := newTest(vec(1, 1000), mapPredictor{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const alice, bob = 1000, 1001
+	for i := range 10 {
+		if _, err := s.Enqueue(Task{ID: fmt.Sprint("a", i), User: alice, Features: Features{Signature: "x", Requests: vec(1, 100)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var order []string
+	run := func(at time.Duration) {
+		clk.Set(t0.Add(at))
+		st := s.Schedule(0)
+		if len(st) != 1 {
+			t.Fatalf("at %v started %d tasks, want 1 (the node holds one)", at, len(st))
+		}
+		order = append(order, st[0].ID)
+		clk.Set(t0.Add(at + time.Second))
+		if _, err := s.Finish(st[0].ID, Outcome{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(0)
+	clk.Set(t0.Add(500 * time.Millisecond))
+	if _, err := s.Enqueue(Task{ID: "b0", User: bob, Features: Features{Signature: "x", Requests: vec(1, 100)}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		run(time.Duration(2+2*i) * time.Second)
+	}
+	if want := []string{"a0", "b0", "a1", "a2"}; !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v: bob's task must not wait behind alice's backlog", order, want)
 	}
 }
