@@ -22,6 +22,9 @@ func TerminalState(s string) bool {
 // Limits are hard resource limits; a zero field means unlimited.
 type Limits struct {
 	CPUCores float64 `json:"cpu_cores"`
+	// CPUShare is the weight under contention in cores' worth (not a
+	// limit); 0: the default.
+	CPUShare float64 `json:"cpu_share,omitempty"`
 	MemoryMB float64 `json:"memory_mb"`
 	IOPS     float64 `json:"iops"`
 	NetMbps  float64 `json:"net_mbps"`
@@ -86,12 +89,17 @@ type Reservation struct {
 
 // Allocation is one change of a task's allocation.
 type Allocation struct {
-	Time         time.Time `json:"time"`
-	Limits       Limits    `json:"limits"`
-	SoftMemoryMB float64   `json:"soft_memory_mb,omitempty"`
-	SoftApplied  bool      `json:"soft_applied"`
-	Reason       string    `json:"reason"` // commit, adjust_up, adjust_down, oom_retry, throttle, unthrottle, evict, release, restore
-	Detail       string    `json:"detail,omitempty"`
+	Time time.Time `json:"time"`
+	// Limits are what the task's cgroup has; Held what the task holds in
+	// the scheduler's ledger (for CPU its predicted use: CPU is
+	// compressible; for an oom_retry the memory its next run will start
+	// with).
+	Limits       Limits  `json:"limits"`
+	Held         Amounts `json:"held"`
+	SoftMemoryMB float64 `json:"soft_memory_mb,omitempty"`
+	SoftApplied  bool    `json:"soft_applied"`
+	Reason       string  `json:"reason"` // commit, adjust_up, adjust_down, oom_retry, throttle, unthrottle, evict, release, restore
+	Detail       string  `json:"detail,omitempty"`
 }
 
 // Stats is peak or mean per dimension; nil = unavailable, never zero.

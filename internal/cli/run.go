@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/prescient-sched/prescient/internal/executor"
 	"github.com/prescient-sched/prescient/internal/profile"
@@ -20,13 +21,15 @@ import (
 )
 
 type runFlags struct {
-	inputs   []string
-	cpu      string
-	memory   string
-	iops     string
-	netMbps  string
-	interval time.Duration
-	json     bool
+	inputs    []string
+	cpu       string // what the task needs (declared)
+	memory    string
+	maxCPU    string // hard caps
+	maxMemory string
+	iops      string
+	netMbps   string
+	interval  time.Duration
+	json      bool
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -50,9 +53,14 @@ runs there, as you; otherwise, or with --local, it runs right here (local mode).
 With --json the task's output is not echoed (it is in the task's log files); a JSON
 object describing the run is printed on stdout instead.
 
-Limits: --cpu in cores (0.25, 250m, 2), --memory as a size (512M, 1.5GiB, bytes when
-unitless), --iops per direction on the disk behind the working directory, --net-mbps per
-direction. Unset means unlimited.`,
+Resources: --cpu in cores (0.25, 250m, 2) and --memory as a size (512M, 1.5GiB, bytes
+when unitless) say what the task needs, as you would declare it to any scheduler. Run here
+(local mode), they are its hard limits. Through the daemon they are what it is sized by
+until the daemon has seen tasks like it run: then its history sizes it, limits follow its
+predicted curve, and an OOM-killed run is retried larger (serve --policy fit enforces them
+as declared instead). --max-cpu and --max-memory are hard caps, kept everywhere; so are
+--iops (per direction, on the disk behind the working directory) and --net-mbps (per
+direction). Unset means unlimited.`,
 		Example: `  prescient run -- sleep 1
   prescient run --cpu 0.25 --memory 256M -- python3 train.py
   prescient run --input in.csv --json -- ./etl in.csv out.parquet`,
@@ -72,16 +80,24 @@ direction. Unset means unlimited.`,
 	cmd.Flags().SetInterspersed(false) // everything after CMD belongs to the task
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.inputs, "input", nil, "a file or directory the task reads (repeatable); its type and size go into the signature")
-	fl.StringVar(&f.cpu, "cpu", "", "CPU limit in cores (e.g. 0.5 or 500m)")
-	fl.StringVar(&f.memory, "memory", "", "memory limit (e.g. 512M, 2G); the task is OOM-killed above it")
-	fl.StringVar(&f.iops, "iops", "", "block IO limit in operations per second, for reads and for writes")
-	fl.StringVar(&f.netMbps, "net-mbps", "", "network limit in megabits per second, each direction")
+	f.register(fl)
 	fl.DurationVar(&f.interval, "interval", time.Second, "sampling interval (100ms or more)")
 	fl.BoolVar(&f.json, "json", false, "print the run as JSON on stdout instead of echoing the task's output")
 	return cmd
 }
 
-func (f runFlags) limits() (task.Limits, error) {
+// register adds the resource flags shared by run and submit.
+func (f *runFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.cpu, "cpu", "", "CPU the task needs, in cores (e.g. 0.5 or 500m); a limit in local mode")
+	fl.StringVar(&f.memory, "memory", "", "memory the task needs (e.g. 512M, 2G); a limit in local mode")
+	fl.StringVar(&f.maxCPU, "max-cpu", "", "hard cap on CPU, in cores (a CFS quota)")
+	fl.StringVar(&f.maxMemory, "max-memory", "", "hard cap on memory: the task is OOM-killed above it")
+	fl.StringVar(&f.iops, "iops", "", "hard cap on block IO, operations per second for reads and for writes")
+	fl.StringVar(&f.netMbps, "net-mbps", "", "hard cap on network, megabits per second each direction")
+}
+
+// declared is what the task needs by --cpu and --memory.
+func (f runFlags) declared() (task.Limits, error) {
 	var l task.Limits
 	var err error
 	if f.cpu != "" {
@@ -93,6 +109,48 @@ func (f runFlags) limits() (task.Limits, error) {
 		b, err := task.ParseSize(f.memory)
 		if err != nil {
 			return l, usageError{fmt.Errorf("--memory: %w", err)}
+		}
+		l.MemoryMB = float64(b) / (1 << 20)
+	}
+	if err := l.Validate(); err != nil {
+		return l, usageError{err}
+	}
+	return l, nil
+}
+
+// limits are the local run's hard limits: the caps, and what is declared
+// where no cap is given.
+func (f runFlags) limits() (task.Limits, error) {
+	l, err := f.caps()
+	if err != nil {
+		return l, err
+	}
+	d, err := f.declared()
+	if err != nil {
+		return l, err
+	}
+	if l.CPUCores == 0 {
+		l.CPUCores = d.CPUCores
+	}
+	if l.MemoryMB == 0 {
+		l.MemoryMB = d.MemoryMB
+	}
+	return l, nil
+}
+
+// caps are the hard caps: --max-cpu, --max-memory, --iops, --net-mbps.
+func (f runFlags) caps() (task.Limits, error) {
+	var l task.Limits
+	var err error
+	if f.maxCPU != "" {
+		if l.CPUCores, err = task.ParseCPU(f.maxCPU); err != nil {
+			return l, usageError{fmt.Errorf("--max-cpu: %w", err)}
+		}
+	}
+	if f.maxMemory != "" {
+		b, err := task.ParseSize(f.maxMemory)
+		if err != nil {
+			return l, usageError{fmt.Errorf("--max-memory: %w", err)}
 		}
 		l.MemoryMB = float64(b) / (1 << 20)
 	}

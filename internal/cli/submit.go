@@ -27,7 +27,9 @@ func newSubmitCmd(g *globals) *cobra.Command {
 		Short: "Queue a task on the daemon and print its id",
 		Long: `Submit queues CMD on the daemon (it must be running: prescient serve) and prints the
 task's id as soon as the task is durably accepted. The task runs as you, in the current
-directory, with the current environment. With --wait, submit waits for the end (a
+directory, with the current environment. --cpu and --memory say what it needs (sizing it
+until the daemon has history of tasks like it); --max-cpu, --max-memory, --iops and
+--net-mbps are hard caps (see prescient run --help). With --wait, submit waits for the end (a
 spinner on a terminal) and exits with the task's exit code, like run. With --json it
 prints the task as JSON.`,
 		Example: `  prescient submit -- ./train.sh
@@ -70,9 +72,7 @@ prints the task as JSON.`,
 	cmd.Flags().SetInterspersed(false)
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.inputs, "input", nil, "a file or directory the task reads (repeatable)")
-	fl.StringVar(&f.cpu, "cpu", "", "CPU limit in cores (also what is reserved)")
-	fl.StringVar(&f.memory, "memory", "", "memory limit (also what is reserved)")
-	fl.StringVar(&f.iops, "iops", "", "block IO limit in operations per second")
+	f.register(fl)
 	fl.BoolVar(&wait, "wait", false, "wait for the task to end and exit with its code")
 	fl.IntVar(&priority, "priority", 0, "queue priority: higher runs first, FIFO within a priority")
 	fl.BoolVar(&f.json, "json", false, "print the task as JSON")
@@ -82,7 +82,11 @@ prints the task as JSON.`,
 // submitRequest builds the request for CMD in the current directory and
 // environment.
 func submitRequest(f runFlags, argv []string) (api.SubmitRequest, error) {
-	limits, err := f.limits()
+	caps, err := f.caps()
+	if err != nil {
+		return api.SubmitRequest{}, err
+	}
+	declared, err := f.declared()
 	if err != nil {
 		return api.SubmitRequest{}, err
 	}
@@ -94,9 +98,14 @@ func submitRequest(f runFlags, argv []string) (api.SubmitRequest, error) {
 	if err := utf8Only(argv, env, append([]string{cwd}, f.inputs...)); err != nil {
 		return api.SubmitRequest{}, usageError{err}
 	}
-	return api.SubmitRequest{Spec: api.Spec{
-		Argv: argv, Inputs: f.inputs, Env: env, Dir: cwd, Limits: api.Limits(limits),
-	}}, nil
+	req := api.SubmitRequest{Spec: api.Spec{
+		Argv: argv, Inputs: f.inputs, Env: env, Dir: cwd, Limits: api.Limits(caps),
+	}}
+	if !declared.IsZero() {
+		r := api.Limits(declared)
+		req.Requests = &r
+	}
+	return req, nil
 }
 
 // submitError maps a refused submit to run's exit codes.

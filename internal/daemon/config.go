@@ -127,6 +127,10 @@ type Config struct {
 	ShimCommand []string
 	// Policy picks the scheduler: PolicyPredict (default) or PolicyFit.
 	Policy string
+	// CPUOvercommit scales the CPU capacity the predict policy admits
+	// tasks against by their predicted use (CPU is compressible; default
+	// 1: the predicted use of running tasks fits the cores).
+	CPUOvercommit float64
 	// Sched tunes the predictive scheduler.
 	Sched SchedConfig
 	// runner, if set, runs tasks instead of shims and cgroups (unit tests).
@@ -174,6 +178,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = DefaultMaxQueue
+	}
+	switch {
+	case c.CPUOvercommit == 0:
+		c.CPUOvercommit = 1
+	case c.CPUOvercommit < 0.1 || c.CPUOvercommit > 10:
+		return fmt.Errorf("cpu overcommit %v is outside [0.1, 10]: %w", c.CPUOvercommit, ErrConfig)
 	}
 	if c.MaxQueuedPerUser <= 0 {
 		c.MaxQueuedPerUser = min(DefaultMaxQueuedPerUser, c.MaxQueue)

@@ -115,6 +115,7 @@ func New(cfg Config) (*Daemon, error) {
 	case PolicyFit:
 		d.pol, err = newFitPolicy(capv, d.rt, cfg.Logger)
 	default:
+		capv[resource.CPU] *= cfg.CPUOvercommit
 		d.pol, err = newPredictPolicy(capv, d.rt, d.st, cfg.StateDir, cfg.Interval, cfg.Sched, cfg.Logger)
 	}
 	if err != nil {

@@ -100,7 +100,9 @@ func (d *Daemon) end(j *job, e task.End) {
 
 	d.mu.Lock()
 	r := j.rec
-	e.Apply(r)
+	if o := e.Apply(r); o.Kind == task.KindOOM && res.Detail != "" {
+		r.Error += "; " + res.Detail // why no retry is left
+	}
 	if !e.Started {
 		r.StartedAt, r.DurationS = nil, 0
 	}

@@ -22,7 +22,10 @@ func TestOOMInsideShellRetried(t *testing.T) {
 	if _, err := os.Stat(py); err != nil {
 		t.Skipf("the test holds memory with %s: %v", py, err)
 	}
-	e := newEnv(t, "--oom-retries", "1") // one retry shows it; more only take longer
+	// A node of 400 MB: the gigabyte each task takes at once does not fit,
+	// so each is OOM-killed, retried larger (to the node's 400 MB) and then
+	// failed with the reason — the OOM kill is recognised inside a shell.
+	e := newEnv(t, "--memory", "400M")
 	e.start()
 	c := e.client()
 	ctx := ctxT(t, 90*time.Second)
@@ -30,11 +33,13 @@ func TestOOMInsideShellRetried(t *testing.T) {
 	for _, tc := range []struct {
 		name, script string
 	}{
-		{"child", py + ` -c 'b = b"x" * (100 << 20)'; exit $?`},
-		{"pipeline", `head -c 300M /dev/zero | ` + py + ` -c 'import sys; d = sys.stdin.buffer.read()' | cat > /dev/null`},
+		// Each takes a gigabyte at once (a memset at GB/s): faster than the
+		// monitor can follow (it raises a limit at most 1.5× per sample).
+		{"child", py + ` -c 'b = b"x" * (1 << 30)'; exit $?`},
+		{"pipeline", `head -c 1M /dev/zero | ` + py + ` -c 'import sys; sys.stdin.buffer.read(); b = b"x" * (1 << 30)' | cat > /dev/null`},
 	} {
 		req := spec("bash", "-c", tc.script)
-		req.Spec.Limits = api.Limits{MemoryMB: 64} // submit --memory 64M
+		req.Requests = &api.Limits{MemoryMB: 64} // submit --memory 64M: what it says it needs
 		tk, err := c.Submit(ctx, req)
 		if err != nil {
 			t.Fatal(err)
@@ -64,7 +69,7 @@ func TestOOMInsideShellRetried(t *testing.T) {
 					t.Errorf("%s: succeeded but oom_killed", tc.name)
 				}
 			case api.StateFailed:
-				if !final.OOMKilled || !strings.HasPrefix(final.Error, "killed for memory: ") {
+				if !final.OOMKilled || !strings.HasPrefix(final.Error, "killed for memory: ") || !strings.Contains(final.Error, "node's memory") {
 					t.Errorf("%s: failed with oom_killed %v, error %q; want the OOM kill and its reason", tc.name, final.OOMKilled, final.Error)
 				}
 			default:

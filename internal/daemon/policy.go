@@ -117,6 +117,7 @@ func schedTask(q Queued) sched.Task {
 // outcome is what the scheduler needs to know of a run's end.
 func outcome(r Run) sched.Outcome {
 	return sched.Outcome{
+		Succeeded: r.End.Outcome().State == task.Succeeded,
 		OOMKilled: r.End.OOMKills > 0 && !r.End.Cancelled,
 		Cancelled: r.End.Cancelled,
 		Lost:      r.Lost,
@@ -147,7 +148,7 @@ func amounts(v resource.Vector) api.Amounts {
 func allocationsOf(v sched.View) []api.Allocation {
 	out := make([]api.Allocation, len(v.Allocs))
 	for i, a := range v.Allocs {
-		out[i] = api.Allocation{Time: a.At, Limits: api.Limits(a.Limits), SoftMemoryMB: a.SoftMemoryMB, SoftApplied: a.SoftApplied, Reason: a.Reason, Detail: a.Detail}
+		out[i] = api.Allocation{Time: a.At, Limits: api.Limits(a.Limits), Held: amounts(a.Held), SoftMemoryMB: a.SoftMemoryMB, SoftApplied: a.SoftApplied, Reason: a.Reason, Detail: a.Detail}
 	}
 	return out
 }

@@ -256,6 +256,33 @@ func (p *predictPolicy) loadHistory() {
 		n++
 	}
 	p.log.Info("predictor history loaded", "runs", n, "signatures", len(per))
+	p.loadFloors()
+}
+
+// loadFloors teaches the scheduler what OOM kills showed before this
+// start: a signature whose newest run was OOM-killed for good starts its
+// next task at twice the limit it died at (as its retries would have).
+func (p *predictPolicy) loadFloors() {
+	recs, err := p.st.Tasks.List(store.Filter{Limit: p.cfg.MaxHistory})
+	if err != nil {
+		p.log.Warn("load OOM floors", "err", err)
+		return
+	}
+	seen := map[string]bool{}
+	n := 0
+	for _, r := range recs { // newest first
+		if !r.State.Terminal() || seen[r.Signature] {
+			continue
+		}
+		seen[r.Signature] = true
+		if r.State == task.Failed && r.OOMKilled && r.Limits.MemoryMB > 0 {
+			p.sch.SetFloor(r.Signature, 2*r.Limits.MemoryMB)
+			n++
+		}
+	}
+	if n > 0 {
+		p.log.Info("OOM floors loaded", "signatures", n)
+	}
 }
 
 // loadModels installs the newest persisted model set that loads.

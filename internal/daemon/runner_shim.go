@@ -123,6 +123,16 @@ func (rt *shimRunner) Start(req shimRequest) (runHandle, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{statusW, lock, ackR} // fds 3, 4 and 5
+	if rt.net != nil && req.Limits.NetMbps > 0 {
+		nf, err := rt.net.LimitsFile()
+		if err != nil {
+			statusR.Close()
+			ackW.Close()
+			return nil, fmt.Errorf("network limit: %w", err)
+		}
+		defer nf.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, nf) // fd 6
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	if err := cmd.Start(); err != nil {

@@ -20,7 +20,12 @@ const growScript = "1s:mem=50;2s:mem=150;2s:mem=300"
 // memory grows starts with a low limit and must be raised in time.
 var schedArgs = []string{"--predict-step", "1s", "--commit-window", "1s", "--monitor-window", "1500ms", "--train-every", "-1s"}
 
-func growSpec() api.SubmitRequest { return spec(bin, "workload", "--quiet", growScript) }
+// growSpec declares what a user would: a little more than its 300 MB peak.
+func growSpec() api.SubmitRequest {
+	r := spec(bin, "workload", "--quiet", growScript)
+	r.Requests = &api.Limits{CPUCores: 0.5, MemoryMB: 350}
+	return r
+}
 
 // buildHistory runs the growing workload n times at once and waits for
 // them: their curves become the signature's history.
@@ -132,14 +137,16 @@ func TestSchedOOMRequeue(t *testing.T) {
 	c = e.client()
 
 	// Once the task has started (with a low limit), a task with no history
-	// declaring 350 MB takes what its growth needs: 600 − 350 < 330 MB.
+	// that really uses 350 MB takes what its growth needs: 600 − 350 < 330
+	// MB, and there is no slack to take back.
 	tk, err := c.Submit(ctx, growSpec())
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, ctx, c, tk.ID, api.StateRunning)
-	blocker := spec("sleep", "8")
+	blocker := spec(bin, "workload", "--quiet", "8s:mem=350")
 	blocker.Requests = &api.Limits{CPUCores: 0.1, MemoryMB: 350}
+	blocker.Spec.Limits = api.Limits{MemoryMB: 370} // capped: it neither grows nor holds slack
 	bt, err := c.Submit(ctx, blocker)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +166,7 @@ func TestSchedOOMRequeue(t *testing.T) {
 			break
 		}
 	}
-	if retry == nil || retry.Limits.MemoryMB < 300 {
+	if retry == nil || retry.Held.MemoryMB < 300 {
 		t.Fatalf("no oom_retry with a larger estimate: %+v", final.Allocations)
 	}
 	b, err := c.Get(ctx, bt.ID)
@@ -169,7 +176,10 @@ func TestSchedOOMRequeue(t *testing.T) {
 	if b.FinishedAt == nil || final.StartedAt == nil || final.StartedAt.Before(*b.FinishedAt) {
 		t.Fatalf("the retry started at %v, before the blocker ended at %v", final.StartedAt, b.FinishedAt)
 	}
-	t.Logf("retry estimate %.0f MB; %v", retry.Limits.MemoryMB, reasons(final.Allocations))
+	t.Logf("retry estimate %.0f MB (%s); %v", retry.Held.MemoryMB, retry.Detail, reasons(final.Allocations))
+	for _, a := range final.Allocations {
+		t.Logf("  %s %s mem=%.0f %s", a.Time.Format("05.000"), a.Reason, a.Limits.MemoryMB, a.Detail)
+	}
 }
 
 // TestSchedTrainsModels: the background trainer refits the sequence models

@@ -31,9 +31,6 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 		d.m.submitted.WithLabelValues("rejected").Inc()
 		return nil, &api.Error{Status: status, Code: code, Message: msg}
 	}
-	if req.Spec.Limits.NetMbps > 0 {
-		return rejected(http.StatusBadRequest, api.CodeBadRequest, "network limits (net_mbps) are not enforced for daemon tasks yet; use prescient run --local")
-	}
 	if q, _ := d.pol.Counts(); q >= d.cfg.MaxQueue {
 		d.m.submitted.WithLabelValues("rejected").Inc()
 		return nil, &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeQueueFull, Limit: "max_queue",
@@ -180,20 +177,26 @@ func startable(l task.Limits) error {
 	return nil
 }
 
-// requestsFor is what a task reserves: explicit requests, else its limits
-// where set, else the default request.
-func (d *Daemon) requestsFor(l task.Limits, explicit *api.Limits) task.Limits {
-	if explicit != nil {
-		r := task.Limits(*explicit)
-		r.IOPS, r.NetMbps, r.Pids = 0, 0, 0
-		return r
-	}
+// requestsFor is what a task is sized by until its history says better:
+// per dimension (CPU, memory) its declared request, else its cap, else the
+// default request.
+func (d *Daemon) requestsFor(caps task.Limits, explicit *api.Limits) task.Limits {
 	r := task.Limits{CPUCores: d.cfg.DefaultRequest.CPUCores, MemoryMB: d.cfg.DefaultRequest.MemoryMB}
-	if l.CPUCores > 0 {
-		r.CPUCores = l.CPUCores
+	var e task.Limits
+	if explicit != nil {
+		e = task.Limits(*explicit)
 	}
-	if l.MemoryMB > 0 {
-		r.MemoryMB = l.MemoryMB
+	switch {
+	case e.CPUCores > 0:
+		r.CPUCores = e.CPUCores
+	case caps.CPUCores > 0:
+		r.CPUCores = caps.CPUCores
+	}
+	switch {
+	case e.MemoryMB > 0:
+		r.MemoryMB = e.MemoryMB
+	case caps.MemoryMB > 0:
+		r.MemoryMB = caps.MemoryMB
 	}
 	return r
 }

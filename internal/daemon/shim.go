@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/prescient-sched/prescient/internal/executor"
+	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -37,6 +38,7 @@ const (
 	shimStatusFD = 3 // a pipe to the daemon: "started", "exit <exit.json>", "exited" lines
 	shimLockFD   = 4 // the run directory's lock, held for the shim's life
 	shimAckFD    = 5 // a pipe from the daemon: "ack\n" once it sampled the ended task
+	shimNetFD    = 6 // the daemon's network policer map, when it has one
 )
 
 // ackWait bounds how long the shim waits, after the task ended, for the
@@ -156,6 +158,20 @@ func RunShim(runDir string) error {
 	ex, err := executor.New(executor.Config{Root: req.CgroupRoot})
 	if err != nil {
 		return startFailed(err)
+	}
+	// The daemon's policer, so a network limit is in place before the
+	// task's first packet.
+	if _, err := unix.FcntlInt(uintptr(shimNetFD), unix.F_GETFD, 0); err == nil {
+		unix.CloseOnExec(shimNetFD)
+		nl, err := profile.OpenNetLimiter(shimNetFD, nil) // takes the descriptor
+		if err != nil {
+			if req.Limits.NetMbps > 0 {
+				return startFailed(fmt.Errorf("network limit: %w", err))
+			}
+		} else {
+			defer nl.Close()
+			ex.SetNetLimiter(nl)
+		}
 	}
 	// ex is never closed: Close would remove the root cgroup, racing with
 	// other shims creating theirs. The daemon owns the roots.

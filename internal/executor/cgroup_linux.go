@@ -436,24 +436,32 @@ func trimSpace(b []byte) []byte {
 // counts in the cgroup (see startMigrated).
 func (e *Executor) applyLimits(tc *taskCgroup, l, prev cgLimits, all bool, dev string, pidsSlack int64) error {
 	cpu := all || l.cpuQuotaUS != prev.cpuQuotaUS
+	share := all || sharesV1(l.cpuShare) != sharesV1(prev.cpuShare)
 	mem := all || l.memBytes != prev.memBytes
 	io := (all || l.iops != prev.iops) && dev != ""
 	pids := all || l.pids != prev.pids || pidsSlack != 0
 	if e.lay.mode == V2 {
-		return e.applyV2(tc, l, cpu, mem, io, pids, dev)
+		return e.applyV2(tc, l, cpu, share, mem, io, pids, dev)
 	}
-	return e.applyV1(tc, l, cpu, mem, io, pids, dev, pidsSlack)
+	return e.applyV1(tc, l, cpu, share, mem, io, pids, dev, pidsSlack)
 }
 
-func (e *Executor) applyV2(tc *taskCgroup, l cgLimits, cpu, mem, io, pids bool, dev string) error {
+func (e *Executor) applyV2(tc *taskCgroup, l cgLimits, cpu, share, mem, io, pids bool, dev string) error {
 	var r cgroup2.Resources
-	if cpu && e.v2Ctrl["cpu"] {
-		period := uint64(cpuPeriodUS)
-		var quota *int64
-		if l.cpuQuotaUS > 0 {
-			quota = &l.cpuQuotaUS
+	if (cpu || share) && e.v2Ctrl["cpu"] {
+		r.CPU = &cgroup2.CPU{}
+		if cpu {
+			period := uint64(cpuPeriodUS)
+			var quota *int64
+			if l.cpuQuotaUS > 0 {
+				quota = &l.cpuQuotaUS
+			}
+			r.CPU.Max = cgroup2.NewCPUMax(quota, &period)
 		}
-		r.CPU = &cgroup2.CPU{Max: cgroup2.NewCPUMax(quota, &period)}
+		if share {
+			w := weightV2(l.cpuShare)
+			r.CPU.Weight = &w
+		}
 	}
 	if mem && e.v2Ctrl["memory"] {
 		// The library writes numbers only; the kernel takes any value at
@@ -492,7 +500,7 @@ func (e *Executor) applyV2(tc *taskCgroup, l cgLimits, cpu, mem, io, pids bool, 
 	return nil
 }
 
-func (e *Executor) applyV1(tc *taskCgroup, l cgLimits, cpu, mem, io, pids bool, dev string, pidsSlack int64) error {
+func (e *Executor) applyV1(tc *taskCgroup, l cgLimits, cpu, share, mem, io, pids bool, dev string, pidsSlack int64) error {
 	if cpu && tc.dirs.V1["cpu"] != "" {
 		quota, period := int64(-1), uint64(cpuPeriodUS)
 		if l.cpuQuotaUS > 0 {
@@ -500,6 +508,12 @@ func (e *Executor) applyV1(tc *taskCgroup, l cgLimits, cpu, mem, io, pids bool, 
 		}
 		if err := tc.v1.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}); err != nil {
 			return fmt.Errorf("set cpu limit: %w", err)
+		}
+	}
+	if share && tc.dirs.V1["cpu"] != "" {
+		shares := sharesV1(l.cpuShare)
+		if err := tc.v1.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares}}); err != nil {
+			return fmt.Errorf("set cpu shares: %w", err)
 		}
 	}
 	if mem && tc.dirs.V1["memory"] != "" {
@@ -567,4 +581,23 @@ func (e *Executor) setMemoryV1(dir string, bytes int64) error {
 		}
 	}
 	return nil
+}
+
+// sharesV1 is a CPU share in cores' worth as v1 cpu.shares: 1024 per core
+// (the kernel's default for one task), within the kernel's [2, 262144];
+// 0 means the default.
+func sharesV1(cores float64) uint64 {
+	if cores <= 0 {
+		return 1024
+	}
+	return uint64(min(max(math.Round(cores*1024), 2), 262144))
+}
+
+// weightV2 is a CPU share in cores' worth as v2 cpu.weight: 100 per core
+// (the default), within [1, 10000]; 0 means the default.
+func weightV2(cores float64) uint64 {
+	if cores <= 0 {
+		return 100
+	}
+	return uint64(min(max(math.Round(cores*100), 1), 10000))
 }

@@ -221,6 +221,7 @@ const (
 // means unlimited.
 type cgLimits struct {
 	cpuQuotaUS int64   // per cpuPeriodUS
+	cpuShare   float64 // cores' worth of weight (0: the default weight)
 	memBytes   int64   // memory (and, where it exists, memory+swap) limit
 	iops       uint64  // read and write operations/s, each
 	pids       int64   // pids.max
@@ -242,6 +243,7 @@ func translate(l task.Limits) (cgLimits, error) {
 		}
 		c.cpuQuotaUS = int64(q)
 	}
+	c.cpuShare = l.CPUShare
 	if l.MemoryMB > 0 {
 		b := l.MemoryMB * (1 << 20)
 		if b < pageSize {

@@ -414,7 +414,7 @@ func TestFakeV1LayoutAndLimits(t *testing.T) {
 		}
 		l := lim
 		l.memBytes = int64(step.mb * (1 << 20))
-		if err := e.applyV1(tc, l, false, true, false, false, "", 0); err != nil {
+		if err := e.applyV1(tc, l, false, false, true, false, false, "", 0); err != nil {
 			t.Fatal(err)
 		}
 		if got := mem(); !slices.Equal(got, step.want) {

@@ -1080,3 +1080,42 @@ func TestRealCredentialPathChecks(t *testing.T) {
 		t.Errorf("cgroups left behind: %v", c)
 	}
 }
+
+// TestRealCPUShare: a task's CPU share lands in its cgroup as v1
+// cpu.shares (1024 per core) or v2 cpu.weight (100 per core) and follows
+// a live update.
+func TestRealCPUShare(t *testing.T) {
+	e := newReal(t, Config{})
+	p := start(t, e, StartOptions{ID: "share", Argv: []string{"sleep", "30"}, Limits: task.Limits{CPUShare: 0.5}})
+	read := func() string {
+		cg := p.Cgroups()
+		if d := cg.V1["cpu"]; d != "" {
+			b, _ := os.ReadFile(filepath.Join(d, "cpu.shares"))
+			return strings.TrimSpace(string(b))
+		}
+		if cg.V2 != "" {
+			b, err := os.ReadFile(filepath.Join(cg.V2, "cpu.weight"))
+			if err != nil {
+				t.Skip("no v2 cpu controller: " + err.Error())
+			}
+			return strings.TrimSpace(string(b))
+		}
+		t.Skip("no cpu controller")
+		return ""
+	}
+	want := func(cores float64) string {
+		if p.Cgroups().V1["cpu"] != "" {
+			return strconv.FormatUint(sharesV1(cores), 10)
+		}
+		return strconv.FormatUint(weightV2(cores), 10)
+	}
+	if got := read(); got != want(0.5) {
+		t.Fatalf("share at start = %s, want %s", got, want(0.5))
+	}
+	if err := p.Update(task.Limits{CPUShare: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != want(2) {
+		t.Fatalf("share after update = %s, want %s", got, want(2))
+	}
+}

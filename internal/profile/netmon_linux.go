@@ -309,3 +309,64 @@ func (m *NetMonitor) release() error {
 	}
 	return nil
 }
+
+// LimitsFile returns a duplicate of the policer's limits map descriptor,
+// for a process this one starts (a shim) to set its task's network limit
+// through OpenNetLimiter before the task's first instruction. The caller
+// closes it.
+func (m *NetMonitor) LimitsFile() (*os.File, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	fd, err := unix.FcntlInt(uintptr(m.limits.FD()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup limits map: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "prescient-net-limits"), nil
+}
+
+// NetLimiter sets network limits in a NetMonitor's policer through its
+// limits map, handed over as a descriptor (NetMonitor.LimitsFile): the
+// daemon owns the programs, a shim sets its own task's limit. It
+// implements executor.NetLimiter.
+type NetLimiter struct {
+	logger *slog.Logger
+	limits *ebpf.Map
+}
+
+// OpenNetLimiter wraps the limits map descriptor fd; it takes ownership of
+// fd (Close closes it).
+func OpenNetLimiter(fd int, logger *slog.Logger) (*NetLimiter, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := ebpf.NewMapFromFD(fd)
+	if err != nil {
+		return nil, fmt.Errorf("network limits map: %w", err)
+	}
+	return &NetLimiter{logger: logger, limits: m}, nil
+}
+
+// SetNetLimit is NetMonitor.SetNetLimit.
+func (l *NetLimiter) SetNetLimit(cgroupID uint64, mbps float64) error {
+	lim, err := newNetLimit(mbps)
+	if err != nil {
+		return err
+	}
+	if err := l.limits.Put(&cgroupID, &lim); err != nil {
+		return fmt.Errorf("set limit of cgroup %d: %w", cgroupID, err)
+	}
+	return nil
+}
+
+// ClearNetLimit is NetMonitor.ClearNetLimit.
+func (l *NetLimiter) ClearNetLimit(cgroupID uint64) {
+	if err := l.limits.Delete(&cgroupID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		l.logger.Warn("clear network limit", "cgroup_id", cgroupID, "err", err)
+	}
+}
+
+// Close closes the map descriptor.
+func (l *NetLimiter) Close() error { return l.limits.Close() }

@@ -2,7 +2,10 @@
 
 package profile
 
-import "log/slog"
+import (
+	"log/slog"
+	"os"
+)
 
 // NetMonitor counts network bytes per cgroup with eBPF on Linux; on this
 // platform OpenNetMonitor always fails with ErrNotSupported and a nil
@@ -36,3 +39,21 @@ func (m *NetMonitor) ClearNetLimit(cgroupID uint64) {}
 func (m *NetMonitor) Close() error { return nil }
 
 func (m *NetMonitor) lookup(id *uint64, v *netValue) (bool, error) { return false, ErrNotSupported }
+
+// LimitsFile returns ErrNotSupported.
+func (m *NetMonitor) LimitsFile() (*os.File, error) { return nil, ErrNotSupported }
+
+// NetLimiter sets network limits through a NetMonitor's map on Linux.
+type NetLimiter struct{}
+
+// OpenNetLimiter returns ErrNotSupported.
+func OpenNetLimiter(fd int, logger *slog.Logger) (*NetLimiter, error) { return nil, ErrNotSupported }
+
+// SetNetLimit returns ErrNotSupported.
+func (l *NetLimiter) SetNetLimit(cgroupID uint64, mbps float64) error { return ErrNotSupported }
+
+// ClearNetLimit does nothing.
+func (l *NetLimiter) ClearNetLimit(cgroupID uint64) {}
+
+// Close does nothing.
+func (l *NetLimiter) Close() error { return nil }

@@ -37,7 +37,7 @@ func benchCurves(rng *rand.Rand, n int) []ledger.Curve {
 
 // benchScheduler queues queued tasks on the bench node; depth is the
 // PlanDepth (0: the default).
-func benchScheduler(b *testing.B, rng *rand.Rand, queued, depth int) (*Scheduler, *fakeClock, mapPredictor) {
+func benchScheduler(b testing.TB, rng *rand.Rand, queued, depth int) (*Scheduler, *fakeClock, mapPredictor) {
 	b.Helper()
 	led, err := ledger.New(ledger.Config{Capacity: benchCapacity, Start: t0, DefaultTTL: 48 * time.Hour}, nil)
 	if err != nil {

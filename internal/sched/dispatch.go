@@ -70,27 +70,41 @@ func (s *Scheduler) dispatch(now time.Time, n int) []Start {
 	return out
 }
 
-// commit turns e's due soft reservation into hard limits if it fits the
-// measured free capacity and the ledger's hard accounting.
+// commit turns e's due soft reservation into a running allocation if it
+// fits: its predicted use over the commit window must fit what running
+// tasks leave (measured; for CPU, the larger of their measured and
+// predicted use, within the backed-off CPU capacity), and its allocation
+// the ledger's hard accounting. A dimension short of its full allocation
+// may take what is left if that still covers the predicted use and the
+// dimension's minimum — never less: no limit Prescient computes may fail
+// a start (a sliver of CPU quota the kernel refuses, a few MB no program
+// starts in).
 func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	need := e.curve.Window(0, s.cfg.CommitWindow, false)
-	if !s.cfg.Static && !need.LessEq(s.capv.Sub(s.usedSum)) {
-		return Start{}, false
+	if e.loose {
+		need = need.Max(e.t.Features.Requests)
+	}
+	if !s.cfg.Static {
+		free := s.capv.Sub(s.usedSum)
+		free[resource.CPU] = s.capv[resource.CPU]*s.backoff - max(s.usedSum[resource.CPU], s.committed[resource.CPU])
+		if !need.LessEq(free) {
+			return Start{}, false
+		}
 	}
 	if !s.backfillOK(e, now, now.Add(e.curve.Total()), e.curve.Peak(s.led.Config().SoftQuantile)) {
 		return Start{}, false
 	}
-	want := s.bound(e, e.curve.Hard(0, s.cfg.CommitWindow, s.head))
-	avail := s.capv.Sub(s.committed)
+	want := s.size(e, 0, s.cfg.CommitWindow)
+	avail := clampZero(s.capv.Sub(s.committed))
 	for d := range want {
-		if want[d] > avail[d] {
-			// Take what is left if it still covers the p50 need.
-			if a := avail[d] - 0.002; a >= need[d] && a > 0 {
-				want[d] = a
-			} else {
-				return Start{}, false
-			}
+		if want[d] <= avail[d] {
+			continue
 		}
+		a := avail[d] - 0.002 // under the ledger's rounding at the edge
+		if a < need[d] || a < s.minimum(resource.Dim(d)) {
+			return Start{}, false
+		}
+		want[d] = a
 	}
 	lim := task.LimitsOf(want)
 	if err := s.led.Commit(e.t.ID, now, lim); err != nil {
@@ -103,16 +117,45 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	e.state, e.start, e.limits = Running, now, lim
 	e.peakHi = e.curve.Peak(1)
 	e.observed, e.used, e.prevAt, e.downRun = false, resource.Vector{}, time.Time{}, [resource.NumDims]int{}
+	e.memRate, e.rising, e.lastUp, e.cpuAvg, e.cpuSecs, e.predSecs = 0, false, time.Time{}, 0, 0, 0
 	e.evicting = false
 	s.committed = s.committed.Add(want)
-	s.usedSum = s.usedSum.Add(want) // until the first sample, assume it uses its limits
+	s.usedSum = s.usedSum.Add(want) // until the first sample, assume it uses what it holds
 	e.soft = 0
-	if !e.loose {
+	if !e.loose && !s.cfg.Static {
 		e.soft = e.curve.Window(0, s.cfg.CommitWindow, false)[resource.Memory]
 	}
 	s.stats.Commits++
+	e.enf = s.enforced(e)
 	s.record(e, now, ReasonCommit, fmt.Sprintf("model %s, waited %v", e.model, waited.Round(time.Millisecond)), false)
-	return Start{ID: e.t.ID, Limits: s.enforced(e, lim), SoftMemoryMB: e.soft, Model: e.model, Waited: waited}, true
+	return Start{ID: e.t.ID, Limits: e.enf, SoftMemoryMB: e.soft, Model: e.model, Waited: waited}, true
+}
+
+// minimum is the smallest allocation of dimension d a task may run with.
+func (s *Scheduler) minimum(d resource.Dim) float64 {
+	switch d {
+	case resource.CPU:
+		return s.cfg.MinCPU
+	case resource.Memory:
+		return s.cfg.MinMemoryMB
+	}
+	return 0
+}
+
+// compressible says whether CPU is allocated by predicted use (weights)
+// rather than held as a hard limit (quota).
+func (s *Scheduler) compressible() bool { return !s.cfg.Static }
+
+// size is e's allocation for [elapsed, elapsed+window) by its curve:
+// the upper quantile plus the ledger's headroom for memory (and the other
+// incompressible dimensions), the predicted use (p50) for compressible
+// CPU; bounded by bound.
+func (s *Scheduler) size(e *entry, elapsed, window time.Duration) resource.Vector {
+	v := e.curve.Hard(elapsed, window, s.head)
+	if s.compressible() {
+		v[resource.CPU] = e.curve.Window(elapsed, window, false)[resource.CPU]
+	}
+	return s.bound(e, v)
 }
 
 // unqueueCommitted removes a just-committed e from its FIFO (its soft
@@ -122,7 +165,9 @@ func (s *Scheduler) unqueueCommitted(e *entry) {
 	e.reserved = false
 }
 
-// bound applies floors, the memory floor, the user's caps and capacity.
+// bound applies floors (the minimums, the memory floor of OOM retries),
+// the declared requests of a task without a prediction, the user's caps
+// and capacity.
 func (s *Scheduler) bound(e *entry, v resource.Vector) resource.Vector {
 	v[resource.CPU] = max(v[resource.CPU], s.cfg.MinCPU)
 	v[resource.Memory] = max(v[resource.Memory], s.cfg.MinMemoryMB, e.floorMB)
@@ -139,26 +184,38 @@ func (s *Scheduler) bound(e *entry, v resource.Vector) resource.Vector {
 	return v
 }
 
-// enforced masks l to the dimensions the executor applies; a task without
-// a prediction gets its own caps only.
-func (s *Scheduler) enforced(e *entry, l task.Limits) task.Limits {
-	if e.loose {
-		return e.t.Cap
+// enforced is what e's allocation puts on its cgroup:
+//
+//	fit (Static)  the declared CPU as quota, the declared memory as limit
+//	predict       memory: the allocation as limit (from its curve, or, with
+//	              no prediction yet, from its declaration — a guess an OOM
+//	              kill corrects: the retry grows past it); CPU: a weight of
+//	              its predicted use, a quota only if the user capped it
+//
+// and always the user's own IO, network and pids caps.
+func (s *Scheduler) enforced(e *entry) task.Limits {
+	v := e.limits.Vector()
+	c := e.t.Cap
+	out := task.Limits{IOPS: c.IOPS, NetMbps: c.NetMbps, Pids: c.Pids}
+	if s.cfg.Static {
+		out.CPUCores, out.MemoryMB = v[resource.CPU], v[resource.Memory]
+	} else {
+		out.CPUCores, out.CPUShare, out.MemoryMB = c.CPUCores, v[resource.CPU], v[resource.Memory]
 	}
-	v := l.Vector()
-	for d := range v {
-		if !s.cfg.Enforce[d] {
-			v[d] = 0
-		}
+	if !s.cfg.Enforce[resource.Memory] {
+		out.MemoryMB = c.MemoryMB
 	}
-	out := task.LimitsOf(v)
-	out.Pids = l.Pids
+	if !s.cfg.Enforce[resource.CPU] {
+		out.CPUCores, out.CPUShare = c.CPUCores, 0
+	}
 	return out
 }
 
+// record logs a change of e's allocation: what its cgroup now has
+// (e.enf), what it holds in the ledger, why.
 func (s *Scheduler) record(e *entry, now time.Time, reason, detail string, softApplied bool) {
-	e.allocs = append(e.allocs, Allocation{At: now, Limits: e.limits, SoftMemoryMB: e.soft, SoftApplied: softApplied, Reason: reason, Detail: detail})
-	s.cfg.Log.Debug("allocation", "task", e.t.ID, "reason", reason, "limits", e.limits.Vector().String(), "soft_mb", e.soft, "detail", detail)
+	e.allocs = append(e.allocs, Allocation{At: now, Limits: e.enf, Held: e.limits.Vector(), SoftMemoryMB: e.soft, SoftApplied: softApplied, Reason: reason, Detail: detail})
+	s.cfg.Log.Debug("allocation", "task", e.t.ID, "reason", reason, "held", e.limits.Vector().String(), "soft_mb", e.soft, "detail", detail)
 }
 
 // MarkSoftApplied notes that the caller set the soft limit of a Start.

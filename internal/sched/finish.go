@@ -27,8 +27,9 @@ func (s *Scheduler) Restore(t Task, start time.Time, limits task.Limits, c ledge
 		return fmt.Errorf("sched: %w", err)
 	}
 	s.stats.Reserved++
-	e := &entry{t: t, hidx: -1, state: Running, start: start, limits: limits, curve: s.shape(c, 0), model: model}
+	e := &entry{t: t, sig: t.Features.Signature, hidx: -1, state: Running, start: start, limits: limits, curve: s.shape(c, 0), model: model}
 	e.peakHi = e.curve.Peak(1)
+	e.enf = s.enforced(e)
 	s.tasks[t.ID] = e
 	v := limits.Vector()
 	s.committed = s.committed.Add(v)
@@ -53,11 +54,13 @@ func (s *Scheduler) Cancel(id string) bool {
 	return true
 }
 
-// Finish ends a running task's allocation: its hard limits return to the
-// pool at once. An evicted task, and an OOM-killed one while retries
-// remain, is requeued — the OOM-killed with a memory estimate of
-// max(limit×1.2, limit+100 MB), capped at RetryCapMB — and stays known;
-// any other ends and is forgotten.
+// Finish ends a running task's allocation: what it holds returns to the
+// pool at once. An evicted task, a lost run (Outcome.Lost) and an
+// OOM-killed one while a larger limit is left to try are requeued and
+// stay known — the OOM-killed with a memory estimate from the killed run
+// (retrySize) — any other ends and is forgotten. What an OOM kill teaches
+// stays with the signature: its next tasks start at least that big, until
+// one of them succeeds.
 func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	now := s.cfg.Clock.Now()
 	s.mu.Lock()
@@ -77,16 +80,26 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 		res.Requeued, res.Reason = true, ReasonLost
 	case e.evicting:
 		res.Requeued, res.Reason = true, ReasonEvict
-	case o.OOMKilled && e.retries < s.cfg.RetryLimit:
-		l := max(e.limits.MemoryMB, e.used[resource.Memory])
-		est := min(max(l*1.2, l+100), s.cfg.RetryCapMB)
-		e.retries++
-		e.floorMB = max(e.floorMB, est)
-		res.Requeued, res.Reason, res.Retries = true, ReasonOOMRetry, e.retries
+	case o.OOMKilled:
+		est, why, ok := s.retrySize(e, now)
+		s.floors[e.sig] = max(s.floors[e.sig], est)
+		if ok && e.retries < s.cfg.RetryLimit {
+			e.retries++
+			e.floorMB = max(e.floorMB, est)
+			res.Requeued, res.Reason, res.Retries = true, ReasonOOMRetry, e.retries
+			res.Detail = fmt.Sprintf("OOM-killed at a %.0f MB limit; retry %d with %.0f MB: %s", e.limits.MemoryMB, e.retries, est, why)
+		} else {
+			res.Detail = fmt.Sprintf("OOM-killed at a %.0f MB limit: %s", e.limits.MemoryMB, why)
+			if ok {
+				res.Detail = fmt.Sprintf("OOM-killed at a %.0f MB limit after %d retries (the most allowed)", e.limits.MemoryMB, e.retries)
+			}
+		}
+	case o.Succeeded:
+		delete(s.floors, e.sig) // its history now knows the need
 	}
 	if !res.Requeued {
-		e.limits, e.soft = task.Limits{}, 0
-		s.record(e, now, ReasonRelease, "", false)
+		e.limits, e.enf, e.soft = task.Limits{}, task.Limits{}, 0
+		s.record(e, now, ReasonRelease, res.Detail, false)
 		delete(s.tasks, id)
 		res.View = s.view(e)
 		return res, nil
@@ -94,20 +107,53 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	res.EstimateMB = e.floorMB
 	e.curve = s.shape(e.curve, e.floorMB)
 	switch res.Reason {
-	case ReasonOOMRetry:
-		res.Detail = fmt.Sprintf("OOM-killed at a %.0f MB limit; requeued with %.0f MB (retry %d of %d)", e.limits.MemoryMB, e.floorMB, e.retries, s.cfg.RetryLimit)
 	case ReasonLost:
 		res.Detail = o.Detail
-	default:
+	case ReasonEvict:
 		res.Detail = "evicted under memory pressure; requeued"
 	}
 	e.limits = task.Limits{MemoryMB: e.floorMB}
-	e.soft = 0
+	e.enf, e.soft = task.Limits{}, 0
 	s.record(e, now, res.Reason, res.Detail, false)
 	s.stats.Requeues++
 	s.admit(e, now)
 	res.View = s.view(e)
 	return res, nil
+}
+
+// retrySize sizes the memory of an OOM-killed task's next run from how
+// the killed run grew: its growth rate at the kill, extrapolated over what
+// its curve says was left of the run (a task without a curve: as long
+// again as it ran), with the ledger's headroom — and at least twice the
+// limit it died at, which is all that is known when it did not grow
+// (a single big allocation). Bounded by the node and the task's own cap;
+// ok is false when the bound leaves nothing larger to try. why says how
+// the size was chosen, for the task's allocation log.
+func (s *Scheduler) retrySize(e *entry, now time.Time) (est float64, why string, ok bool) {
+	m := resource.Memory
+	l := max(e.limits.MemoryMB, e.used[m], s.cfg.MinMemoryMB)
+	elapsed := now.Sub(e.start)
+	left := e.curve.Total() - elapsed
+	if e.loose || left <= 0 {
+		left = max(elapsed, time.Second)
+	}
+	grown := l + e.memRate*left.Seconds()*(1+s.head[m])
+	est, why = 2*l, "double the limit it died at"
+	if grown > est {
+		est = grown
+		why = fmt.Sprintf("it grew %.0f MB/s at the kill, over the %v its run has left", e.memRate, left.Round(time.Second))
+	}
+	bound, boundName := min(s.cfg.RetryCapMB, s.capv[m]), "the node's memory"
+	if c := e.t.Cap.MemoryMB; c > 0 && c < bound {
+		bound, boundName = c, "its own memory cap"
+	}
+	if est > bound {
+		est, why = bound, why+fmt.Sprintf(", bounded by %s (%.0f MB)", boundName, bound)
+	}
+	if est < l*1.05 { // nothing meaningfully larger fits
+		return l, fmt.Sprintf("it needs more than %s (%.0f MB) holds", boundName, bound), false
+	}
+	return est, why, true
 }
 
 // release returns a running e's hard allocation.

@@ -12,6 +12,7 @@ import (
 	"github.com/prescient-sched/prescient/internal/golden"
 	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/resource"
+	"github.com/prescient-sched/prescient/internal/task"
 )
 
 // TestGolden runs the scripted scenarios in testdata/*.txt and compares
@@ -82,6 +83,16 @@ func runScript(t *testing.T, src string) []byte {
 	rel := func(tm time.Time) string { return "+" + tm.Sub(t0).String() }
 	lim := func(v resource.Vector) string {
 		return fmt.Sprintf("cpu=%.3g mem=%.4g", v[resource.CPU], v[resource.Memory])
+	}
+	cg := func(l task.Limits) string { // what a cgroup has
+		s := fmt.Sprintf("mem=%.4g", l.MemoryMB)
+		if l.CPUCores > 0 {
+			s = fmt.Sprintf("quota=%.3g %s", l.CPUCores, s)
+		}
+		if l.CPUShare > 0 {
+			s = fmt.Sprintf("share=%.3g %s", l.CPUShare, s)
+		}
+		return s
 	}
 	for n, line := range strings.Split(src, "\n") {
 		line = strings.TrimSpace(line)
@@ -157,7 +168,8 @@ func runScript(t *testing.T, src string) []byte {
 			}
 		case "dispatch":
 			for _, st := range s.Schedule(0) {
-				fmt.Fprintf(&out, "start %s limits{%s} soft=%.4g waited=%v\n", st.ID, lim(st.Limits.Vector()), st.SoftMemoryMB, st.Waited)
+				ex.started(st)
+				fmt.Fprintf(&out, "start %s cgroup{%s} soft=%.4g waited=%v\n", st.ID, cg(st.Limits), st.SoftMemoryMB, st.Waited)
 			}
 		case "replan":
 			fmt.Fprintf(&out, "replanned %d\n", s.Replan())
@@ -177,14 +189,32 @@ func runScript(t *testing.T, src string) []byte {
 				}
 			}
 		case "observe":
-			changed, err := s.Observe(f[1], Observation{At: clk.Now(), Used: vec(num("cpu"), num("mem"))})
+			// What a real cgroup allows: over its memory limit the task is
+			// OOM-killed, not observed.
+			used, oom := ex.real(f[1], vec(num("cpu"), num("mem")))
+			if oom {
+				fmt.Fprintf(&out, "%s OOM-killed: %.4g MB over its %.4g MB limit\n", f[1], used[resource.Memory], ex.limits[f[1]].MemoryMB)
+				r, err := s.Finish(f[1], Outcome{OOMKilled: true})
+				if err != nil {
+					fail(err)
+				}
+				fmt.Fprintf(&out, "  requeued=%v (%s) %s\n", r.Requeued, r.Reason, r.Detail)
+				continue
+			}
+			changed, err := s.Observe(f[1], Observation{At: clk.Now(), Used: used})
 			if err != nil {
 				fmt.Fprintf(&out, "error: %v\n", err)
 			}
 			if changed {
 				v, _ := s.Get(f[1])
 				a := v.Allocs[len(v.Allocs)-1]
-				fmt.Fprintf(&out, "%s %s limits{%s} soft=%.4g\n", f[1], a.Reason, lim(a.Limits.Vector()), a.SoftMemoryMB)
+				fmt.Fprintf(&out, "%s %s cgroup{%s} held{%s} soft=%.4g\n", f[1], a.Reason, cg(a.Limits), lim(a.Held), a.SoftMemoryMB)
+			}
+			for _, x := range s.tasks {
+				if n := len(x.allocs); n > 0 && x.allocs[n-1].Reason == ReasonReclaim && x.allocs[n-1].At.Equal(clk.Now()) {
+					a := x.allocs[n-1]
+					fmt.Fprintf(&out, "%s %s cgroup{%s}: %s\n", x.t.ID, a.Reason, cg(a.Limits), a.Detail)
+				}
 			}
 			for _, id := range ex.evicted {
 				fmt.Fprintf(&out, "evicted %s\n", id)
@@ -199,6 +229,8 @@ func runScript(t *testing.T, src string) []byte {
 			if r.Requeued {
 				v, _ := s.Get(f[1])
 				fmt.Fprintf(&out, "requeued (%s) estimate=%.4g retries=%d reserved=%v start=%s\n", r.Reason, r.EstimateMB, r.Retries, v.Reserved, rel(v.ResStart))
+			} else if r.Detail != "" {
+				fmt.Fprintf(&out, "ended: %s\n", r.Detail)
 			} else {
 				fmt.Fprintln(&out, "ended")
 			}
@@ -210,9 +242,9 @@ func runScript(t *testing.T, src string) []byte {
 				fmt.Fprintln(&out, "unknown")
 				continue
 			}
-			fmt.Fprintf(&out, "%s %s limits{%s} retries=%d\n", v.ID, v.State, lim(v.Limits.Vector()), v.Retries)
+			fmt.Fprintf(&out, "%s %s held{%s} retries=%d\n", v.ID, v.State, lim(v.Limits.Vector()), v.Retries)
 			for _, a := range v.Allocs {
-				fmt.Fprintf(&out, "  %s %s limits{%s} soft=%.4g %s\n", rel(a.At), a.Reason, lim(a.Limits.Vector()), a.SoftMemoryMB, a.Detail)
+				fmt.Fprintf(&out, "  %s %s cgroup{%s} soft=%.4g %s\n", rel(a.At), a.Reason, cg(a.Limits), a.SoftMemoryMB, a.Detail)
 			}
 		case "usage":
 			u := s.Usage()

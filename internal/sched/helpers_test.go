@@ -41,8 +41,12 @@ func (m mapPredictor) Predict(f Features) (ledger.Curve, string) {
 	return c, "table"
 }
 
-// fakeExec records every call; it can refuse updates and evict.
+// fakeExec records every call; it can refuse updates and evict. It knows
+// each task's cgroup limits (what Start carried, then every Update), so
+// that tests can hold observations to what a real cgroup allows: memory
+// over the limit is an OOM kill, CPU over a quota is throttled.
 type fakeExec struct {
+	limits  map[string]task.Limits
 	updates map[string][]task.Limits
 	soft    map[string]float64
 	evicted []string
@@ -50,7 +54,7 @@ type fakeExec struct {
 }
 
 func newFakeExec() *fakeExec {
-	return &fakeExec{updates: map[string][]task.Limits{}, soft: map[string]float64{}}
+	return &fakeExec{limits: map[string]task.Limits{}, updates: map[string][]task.Limits{}, soft: map[string]float64{}}
 }
 
 func (f *fakeExec) Update(id string, l task.Limits) error {
@@ -58,7 +62,22 @@ func (f *fakeExec) Update(id string, l task.Limits) error {
 		return fmt.Errorf("refused")
 	}
 	f.updates[id] = append(f.updates[id], l)
+	f.limits[id] = l
 	return nil
+}
+
+// started notes the limits a Start carried.
+func (f *fakeExec) started(st Start) { f.limits[st.ID] = st.Limits }
+
+// real holds use u of task id to what its cgroup allows: CPU over a quota
+// is throttled to it; oom says memory is over the limit — the kernel would
+// OOM-kill the task.
+func (f *fakeExec) real(id string, u resource.Vector) (_ resource.Vector, oom bool) {
+	l := f.limits[id]
+	if l.CPUCores > 0 {
+		u[resource.CPU] = min(u[resource.CPU], l.CPUCores)
+	}
+	return u, l.MemoryMB > 0 && u[resource.Memory] > l.MemoryMB
 }
 
 func (f *fakeExec) SetSoftMemory(id string, mb float64) error {

@@ -1,8 +1,10 @@
 package sched
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
@@ -11,24 +13,32 @@ import (
 )
 
 // Observe is the monitor's step for one sample of a running task: it
-// compares the task's use with its predicted curve and adjusts its limits.
+// compares the task's use with its predicted curve and moves its
+// allocation.
 //
-//   - Up, at once: each enforced dimension's limit must cover the curve's
-//     upper quantile over the next MonitorWindow, the live forecast
-//     (Observation.Ahead) and the use now, each plus the ledger's headroom;
-//     memory must also cover its observed growth extrapolated LeadTime
-//     ahead, and use at GuardFrac of the limit raises it so that use is
-//     back under GuardFrac. So memory goes up before the limit is hit.
-//   - Down, slowly: only after DownAfter consecutive samples needing less
-//     than (1−DownBand) of the limit, by at most DownStep of it.
-//   - A raise the ledger cannot grant in full is granted in part; if memory
-//     is still short, a lower-priority running task is evicted to make
-//     room (Evictor). Measured node memory above PressureFrac of capacity
-//     evicts the lowest-priority, youngest task.
+//   - Memory is a schedule of hard limits. Up, at once: the limit must
+//     cover the curve's upper quantile over the next MonitorWindow (so it
+//     rises ahead of a predicted rise), the live forecast
+//     (Observation.Ahead), the use now and its growth extrapolated
+//     LeadTime ahead, each plus the ledger's headroom; use at GuardFrac of
+//     the limit raises it whatever the prediction says. Down, at once when
+//     the predicted peak is over and measured use agrees (what the limit
+//     must still cover is under (1−DownBand) of it); a task without a
+//     curve comes down only after DownAfter such samples, by DownStep at
+//     most. A limit never goes under what the task uses.
+//   - A raise the node cannot grant is first met by taking back the slack
+//     other running tasks hold above their use (their limits lowered to
+//     use plus headroom, never under it), then granted in part, and if
+//     memory is still short a lower-priority task is evicted (Evictor).
+//     Measured node memory above PressureFrac of capacity throttles, then
+//     evicts, the lowest-priority, youngest task.
+//   - CPU is compressible: the task holds its predicted (or, when higher,
+//     smoothed measured) use, and its weight follows it; no quota moves.
 //
-// It returns whether the limits changed. Errors are for an unknown or
-// not-running task, or an Executor that refused a change (then the
-// accounting is put back as it was).
+// The cgroup is written, and an Allocation recorded, only when what the
+// cgroup has changes. It returns whether it changed. Errors are for an
+// unknown or not-running task, or an Executor that refused a change (then
+// the accounting is put back as it was).
 func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -41,77 +51,103 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 	}
 	now := o.At
 	s.usedSum = clampZero(s.usedSum.Sub(s.usedOf(e)).Add(o.Used))
-	grow := 0.0
 	if e.observed && o.At.After(e.prevAt) {
-		rate := (o.Used[resource.Memory] - e.prevMem) / o.At.Sub(e.prevAt).Seconds()
-		grow = max(rate, 0) * s.cfg.LeadTime.Seconds()
+		dt := o.At.Sub(e.prevAt).Seconds()
+		// Growth counts once it is sustained (two samples rising in a
+		// row), smoothed: one noisy sample must not claim the node.
+		if r := (o.Used[resource.Memory] - e.prevMem) / dt; r > 0 && e.rising {
+			if e.memRate == 0 {
+				e.memRate = r
+			}
+			e.memRate += 0.5 * (r - e.memRate)
+		} else if r <= 0 {
+			e.memRate, e.rising = 0, false
+		} else {
+			e.rising = true
+		}
+		e.cpuSecs += o.Used[resource.CPU] * dt
+		e.predSecs += e.curve.Window(o.At.Sub(e.start), 0, false)[resource.CPU] * dt
+		e.cpuAvg += 0.1 * (o.Used[resource.CPU] - e.cpuAvg)
+	} else {
+		e.cpuAvg = o.Used[resource.CPU]
 	}
 	e.used, e.observed, e.prevMem, e.prevAt = o.Used, true, o.Used[resource.Memory], o.At
 	if e.evicting || s.cfg.Static {
 		return false, nil
 	}
-	changed, err := s.adjust(e, o, grow, now)
+	changed, err := s.adjust(e, o, now)
 	s.pressure(now)
+	s.contention(now)
 	return changed, err
 }
 
-// adjust computes and applies e's new limits.
-func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time) (bool, error) {
+// adjust computes and applies e's new allocation.
+func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error) {
 	elapsed := now.Sub(e.start)
-	pred := e.curve.Hard(elapsed, s.cfg.MonitorWindow, s.head)
 	old := e.limits.Vector()
-	// A live forecast may refine the curve within what the run's history
-	// ever reached (or what it uses now), never beyond: an unsure short-
-	// horizon model must not claim the whole node.
-	ahead := o.Ahead.Min(e.peakHi.Max(o.Used))
 	want := old
-	up, down := false, false
-	for d := range want {
-		if !s.cfg.Enforce[d] {
-			continue
-		}
-		h := 1 + s.head[d]
-		need := max(pred[d], o.Used[d]*h, ahead[d]*h)
-		if resource.Dim(d) == resource.Memory {
-			// Extrapolated growth, bounded by the larger of the curve's
-			// peak and 1.5× use now: one steep sample must not claim the node.
-			need = max(need, min(o.Used[d]+grow, max(e.peakHi[d], 1.5*o.Used[d]))*h)
-			if o.Used[d] >= s.cfg.GuardFrac*old[d] {
-				need = max(need, o.Used[d]*h/s.cfg.GuardFrac)
-			}
+	up := false
+	if s.cfg.Enforce[resource.Memory] {
+		m := resource.Memory
+		h := 1 + s.head[m]
+		use := o.Used[m]
+		// A live forecast may refine the curve within what the run's
+		// history ever reached (or what it uses now), never beyond: an
+		// unsure short-horizon model must not claim the whole node.
+		ahead := min(o.Ahead[m], max(e.peakHi[m], use))
+		// Extrapolated growth, bounded by the larger of the curve's peak
+		// and 1.5× use now: one steep sample must not claim the node.
+		grow := min(use+e.memRate*s.cfg.LeadTime.Seconds(), max(e.peakHi[m], 1.5*use))
+		need := max(e.curve.Window(elapsed, s.cfg.MonitorWindow, true)[m], use, ahead, grow) * h
+		if use >= s.cfg.GuardFrac*old[m] {
+			need = max(need, use*h/s.cfg.GuardFrac)
 		}
 		switch {
-		case need > old[d]*(1+1e-6):
-			want[d], up = need, true
-			e.downRun[d] = 0
-		case need < old[d]*(1-s.cfg.DownBand):
-			e.downRun[d]++
-			if e.downRun[d] >= s.cfg.DownAfter {
-				want[d], down = max(need, old[d]*(1-s.cfg.DownStep)), true
-				e.downRun[d] = 0
+		case need > old[m]*(1+1e-6):
+			want[m], up = need, true
+			e.downRun[m], e.lastUp = 0, now
+		case need < old[m]*(1-s.cfg.DownBand) && !e.loose && now.Sub(e.lastUp) >= s.cfg.MonitorWindow/2:
+			// The predicted peak is over and use agrees (and the last
+			// raise is not fresh: no see-saw on noisy use).
+			want[m] = need
+		case need < old[m]*(1-s.cfg.DownBand):
+			if e.downRun[m]++; e.downRun[m] >= s.cfg.DownAfter {
+				want[m] = max(need, old[m]*(1-s.cfg.DownStep))
+				e.downRun[m] = 0
 			}
 		default:
-			e.downRun[d] = 0
+			e.downRun[m] = 0
 		}
 	}
-	if !up && !down {
+	if s.cfg.Enforce[resource.CPU] {
+		c := resource.CPU
+		cpu := max(e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[c], e.cpuAvg)
+		if e.loose {
+			cpu = max(e.t.Features.Requests[c], e.cpuAvg)
+		}
+		// A weight is relative and coarse: it moves only when what the
+		// task uses is off by a factor of two (and a tenth of a core), so
+		// bursty use does not rewrite it every sample.
+		if d := cpu - old[c]; (cpu > 2*old[c] || cpu < old[c]/2) && (d > 0.1 || d < -0.1) {
+			want[c] = cpu
+		}
+	}
+	if want == old {
 		return false, nil
 	}
 	want = s.bound(e, want)
-	for d := range want {
-		if want[d] < old[d] && up && !(want[d] < old[d]*(1-s.cfg.DownBand)) {
-			want[d] = old[d] // the floors/caps must not turn a raise into a tiny cut
-		}
-	}
+	m := resource.Memory
+	want[m] = max(want[m], min(o.Used[m], s.capv[m])) // never under what it uses
+	avail := clampZero(s.capv.Sub(s.committed)).Add(old)
 	short := false
-	if up {
-		avail := s.capv.Sub(s.committed).Add(old)
-		for d := range want {
-			if want[d] > old[d] && want[d] > avail[d] {
-				want[d] = max(old[d], avail[d]-0.002)
-				if resource.Dim(d) == resource.Memory {
-					short = true
-				}
+	if want[m] > old[m] && want[m] > avail[m] {
+		avail[m] += s.reclaim(e, want[m]-avail[m], now)
+	}
+	for d := range want {
+		if want[d] > old[d] && want[d] > avail[d] {
+			want[d] = max(old[d], avail[d]-0.002)
+			if resource.Dim(d) == resource.Memory {
+				short = true
 			}
 		}
 	}
@@ -121,41 +157,144 @@ func (s *Scheduler) adjust(e *entry, o Observation, grow float64, now time.Time)
 		}
 		return false, nil
 	}
-	lim := task.LimitsOf(want)
-	lim.Pids = e.limits.Pids
-	if err := s.led.Adjust(e.t.ID, now, lim); err != nil {
-		if errors.Is(err, ledger.ErrOverCapacity) {
-			return false, nil // rounding at the edge: try again next sample
-		}
-		return false, fmt.Errorf("sched: %w", err)
+	if err := s.apply(e, want, now); err != nil {
+		return false, err
 	}
-	if s.cfg.Executor != nil && !e.loose {
-		if err := s.cfg.Executor.Update(e.t.ID, s.enforced(e, lim)); err != nil {
-			if rerr := s.led.Adjust(e.t.ID, now, e.limits); rerr != nil {
-				s.cfg.Log.Warn("put back accounting after a refused update", "task", e.t.ID, "err", rerr)
+	changed := false
+	if enf := s.enforced(e); enf != e.enf {
+		if s.cfg.Executor != nil {
+			if err := s.cfg.Executor.Update(e.t.ID, enf); err != nil {
+				if rerr := s.apply(e, old, now); rerr != nil {
+					s.cfg.Log.Warn("put back accounting after a refused update", "task", e.t.ID, "err", rerr)
+				}
+				return false, fmt.Errorf("sched: update limits of %q: %w", e.t.ID, err)
 			}
-			return false, fmt.Errorf("sched: update limits of %q: %w", e.t.ID, err)
 		}
+		e.enf, changed = enf, true
 	}
-	s.committed = s.committed.Sub(old).Add(want)
-	e.limits = lim
 	softApplied := false
-	if soft := e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[resource.Memory]; soft > 0 && !e.loose && !e.throttled {
-		e.soft = min(max(soft, e.floorMB), want[resource.Memory])
-		if sl, ok := s.cfg.Executor.(SoftLimiter); ok {
-			softApplied = sl.SetSoftMemory(e.t.ID, e.soft) == nil
+	if soft := e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[m]; soft > 0 && !e.loose && !e.throttled {
+		if ns := min(max(soft, e.floorMB), want[m]); ns != e.soft {
+			e.soft = ns
+			if sl, ok := s.cfg.Executor.(SoftLimiter); ok {
+				softApplied = sl.SetSoftMemory(e.t.ID, e.soft) == nil
+			}
 		}
 	}
-	reason := ReasonAdjustDown
-	if up {
-		reason = ReasonAdjustUp
+	if changed {
+		reason := ReasonAdjustDown
+		if up || want[resource.CPU] > old[resource.CPU] {
+			reason = ReasonAdjustUp
+		}
+		s.stats.Adjusts++
+		s.record(e, now, reason, fmt.Sprintf("at +%v: used %s", elapsed.Round(time.Millisecond), fmtUse(o.Used)), softApplied)
 	}
-	s.stats.Adjusts++
-	s.record(e, now, reason, fmt.Sprintf("at +%v: used %s", elapsed.Round(time.Millisecond), fmtUse(o.Used)), softApplied)
 	if short {
 		s.makeRoom(e, now)
 	}
-	return true, nil
+	return changed, nil
+}
+
+// apply moves e's ledger allocation to v.
+func (s *Scheduler) apply(e *entry, v resource.Vector, now time.Time) error {
+	lim := task.LimitsOf(v)
+	lim.Pids = e.limits.Pids
+	if err := s.led.Adjust(e.t.ID, now, lim); err != nil {
+		if errors.Is(err, ledger.ErrOverCapacity) {
+			return nil // rounding at the edge: try again next sample
+		}
+		return fmt.Errorf("sched: %w", err)
+	}
+	s.committed = clampZero(s.committed.Sub(e.limits.Vector()).Add(v))
+	e.limits = lim
+	return nil
+}
+
+// reclaim takes back up to mb of memory that other running tasks hold
+// above what they need, largest slack first, for e, which must grow; it
+// returns how much it freed. What a task needs is its use plus headroom
+// and, with a curve, what the curve says it will use over the next
+// MonitorWindow: a task's limit never goes under what it uses, nor under
+// a rise it is predicted to make (taking that would only move the OOM).
+// A task in its first MonitorWindow/2 is left alone: its use is still
+// ramping up.
+func (s *Scheduler) reclaim(e *entry, mb float64, now time.Time) float64 {
+	m := resource.Memory
+	h := 1 + s.head[m]
+	type slack struct {
+		x    *entry
+		keep float64
+	}
+	var cands []slack
+	for _, x := range s.tasks {
+		if x == e || x.state != Running || x.evicting || !x.observed || now.Sub(x.start) < s.cfg.MonitorWindow/2 {
+			continue
+		}
+		keep := max(x.used[m]*h, s.cfg.MinMemoryMB, x.floorMB)
+		if !x.loose {
+			keep = max(keep, x.curve.Window(now.Sub(x.start), s.cfg.MonitorWindow, true)[m]*h)
+		}
+		if x.limits.MemoryMB-keep > 1 {
+			cands = append(cands, slack{x, keep})
+		}
+	}
+	slices.SortFunc(cands, func(a, b slack) int {
+		return cmp.Compare(b.x.limits.MemoryMB-b.keep, a.x.limits.MemoryMB-a.keep)
+	})
+	freed := 0.0
+	for _, c := range cands {
+		if freed >= mb {
+			break
+		}
+		x := c.x
+		old := x.limits.Vector()
+		v := old
+		v[m] = max(c.keep, old[m]-(mb-freed))
+		if err := s.apply(x, v, now); err != nil {
+			continue
+		}
+		if enf := s.enforced(x); enf != x.enf && s.cfg.Executor != nil {
+			if err := s.cfg.Executor.Update(x.t.ID, enf); err != nil {
+				_ = s.apply(x, old, now)
+				continue
+			}
+			x.enf = enf
+		}
+		x.soft = min(x.soft, v[m])
+		freed += old[m] - v[m]
+		s.stats.Reclaims++
+		s.record(x, now, ReasonReclaim, fmt.Sprintf("%.0f MB of slack above its use (%.0f MB) taken back for %s", old[m]-v[m], x.used[m], e.t.ID), false)
+	}
+	return freed
+}
+
+// contention backs off the CPU capacity admission uses while running
+// tasks get less CPU than their curves predict on a busy node, and comes
+// back when they do not: an over-packed node stretches every run (and
+// costs CPU-seconds in cache and memory-bandwidth contention), which the
+// curves, measured on a calmer node, tell apart.
+func (s *Scheduler) contention(now time.Time) {
+	if !s.compressible() || now.Sub(s.lastCont) < s.cfg.ContentionCheck {
+		return
+	}
+	s.lastCont = now
+	n, starved := 0, 0
+	for _, x := range s.tasks {
+		if x.state != Running || x.loose || x.predSecs < 2 {
+			continue
+		}
+		n++
+		if x.cpuSecs < 0.85*x.predSecs {
+			starved++
+		}
+	}
+	busy := s.usedSum[resource.CPU] >= 0.9*s.capv[resource.CPU]
+	switch {
+	case n > 0 && busy && float64(starved) > 0.3*float64(n):
+		s.backoff = max(s.cfg.MinBackoff, s.backoff-0.05)
+	case !busy || float64(starved) < 0.1*float64(n):
+		s.backoff = min(1, s.backoff+0.05)
+	}
 }
 
 func fmtUse(v resource.Vector) string {

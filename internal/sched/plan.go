@@ -25,12 +25,23 @@ func (s *Scheduler) Enqueue(t Task) (View, error) {
 	if _, ok := s.tasks[t.ID]; ok {
 		return View{}, fmt.Errorf("enqueue %q: %w", t.ID, ErrExists)
 	}
-	e := &entry{t: t, hidx: -1}
-	e.curve, e.model = s.predict(t.Features, 0)
+	e := &entry{t: t, sig: t.Features.Signature, hidx: -1}
+	// What OOM kills of the signature taught: start at least that big.
+	e.floorMB = s.floors[e.sig]
+	e.curve, e.model = s.predict(t.Features, e.floorMB)
 	e.loose = e.model == ModelRequests
 	s.tasks[t.ID] = e
 	s.admit(e, now)
 	return s.view(e), nil
+}
+
+// SetFloor teaches the scheduler that tasks of signature sig need at least
+// mb of memory (an OOM kill showed it, e.g. before a restart), until one
+// of them succeeds.
+func (s *Scheduler) SetFloor(sig string, mb float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.floors[sig] = max(s.floors[sig], mb)
 }
 
 // predict asks the predictor and makes the answer usable: invalid →

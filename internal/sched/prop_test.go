@@ -79,6 +79,13 @@ func TestPropertyInterleavings(t *testing.T) {
 					if (e.state == Running) != running[id] || (e.state == Queued) != queued[id] {
 						t.Fatalf("step %d (%s): %s is %v in the scheduler", step, op, id, e.state)
 					}
+					// Memory a task really holds is never taken by lowering
+					// its limit under its use.
+					if e.state == Running && e.observed {
+						if l := ex.limits[id].MemoryMB; l > 0 && l < e.used[resource.Memory]-1e-6 {
+							t.Fatalf("step %d (%s): %s limited to %.1f MB under its use of %.1f MB", step, op, id, l, e.used[resource.Memory])
+						}
+					}
 				}
 				checkPlan(t, s, fmt.Sprintf("step %d (%s)", step, op))
 			}
@@ -117,6 +124,7 @@ func TestPropertyInterleavings(t *testing.T) {
 						dispatch = s.Dispatch
 					}
 					for _, st := range dispatch(rng.IntN(4)) {
+						ex.started(st)
 						if running[st.ID] || !queued[st.ID] {
 							t.Fatalf("step %d: dispatched %s, running=%v queued=%v", step, st.ID, running[st.ID], queued[st.ID])
 						}
@@ -127,10 +135,18 @@ func TestPropertyInterleavings(t *testing.T) {
 				case op < 8:
 					name = "observe"
 					for id := range running {
-						e := s.tasks[id]
-						use := e.limits.Vector()
+						// Use around what it holds; a real cgroup OOM-kills
+						// a task over its memory limit and throttles CPU to a
+						// quota: the fake does the same.
+						held := s.tasks[id].limits.Vector()
 						f := rng.Float64() * 1.3
-						_, err := s.Observe(id, Observation{At: now, Used: vec(use[0]*f, use[1]*f)})
+						used, oom := ex.real(id, vec(held[0]*f, held[1]*f))
+						if oom {
+							name = "oom"
+							finish(id, Outcome{OOMKilled: true})
+							break
+						}
+						_, err := s.Observe(id, Observation{At: now, Used: used})
 						if err != nil {
 							t.Fatal(err)
 						}

@@ -29,6 +29,7 @@ const (
 	ReasonRestore    = "restore"     // a running task found after a restart
 	ReasonAdjustUp   = "adjust_up"   // a limit raised (ahead of growth or under pressure)
 	ReasonAdjustDown = "adjust_down" // an under-used limit lowered
+	ReasonReclaim    = "reclaim"     // slack above use taken back for a task that must grow
 	ReasonOOMRetry   = "oom_retry"   // OOM-killed: requeued with a larger memory estimate
 	ReasonThrottle   = "throttle"    // soft memory limit pressed below use to relieve memory pressure
 	ReasonUnthrottle = "unthrottle"  // pressure over: the soft memory limit is back at the prediction
@@ -106,8 +107,11 @@ type Task struct {
 
 // Allocation is one change of a task's allocation.
 type Allocation struct {
-	At     time.Time   `json:"time"`
-	Limits task.Limits `json:"limits"`
+	At time.Time `json:"time"`
+	// Limits are what the task's cgroup has; Held what it holds in the
+	// ledger (for CPU, its predicted use: CPU is compressible).
+	Limits task.Limits     `json:"limits"`
+	Held   resource.Vector `json:"held"`
 	// SoftMemoryMB is the intended soft memory limit (p50); SoftApplied
 	// says whether the executor set it.
 	SoftMemoryMB float64 `json:"soft_memory_mb,omitempty"`
@@ -138,6 +142,7 @@ type Observation struct {
 
 // Outcome is how a run ended.
 type Outcome struct {
+	Succeeded bool // exit 0, nothing killed: what it taught is the truth
 	OOMKilled bool
 	Cancelled bool // the user cancelled it: never requeued
 	// Lost: nothing is known of how the run ended; the caller (which
@@ -208,7 +213,7 @@ const (
 	DefaultDownAfter        = 10
 	DefaultDownStep         = 0.25
 	DefaultTTL              = 2 * time.Minute
-	DefaultRetryLimit       = 3
+	DefaultRetryLimit       = 16 // doublings: 16 MB to the largest nodes
 	DefaultPressureFrac     = 0.95
 	DefaultPressureCooldown = 5 * time.Second
 	DefaultAgeStep          = time.Minute
@@ -217,6 +222,8 @@ const (
 	DefaultFallbackDuration = time.Minute
 	DefaultMinCPU           = 0.05
 	DefaultMinMemoryMB      = 16
+	DefaultMinBackoff       = 0.75
+	DefaultContentionCheck  = 5 * time.Second
 )
 
 // Config configures a Scheduler. Zero fields take the defaults above.
@@ -238,16 +245,34 @@ type Config struct {
 	// GuardFrac: memory use at or above this fraction of the limit raises
 	// it at once, whatever the prediction says.
 	GuardFrac float64
-	// DownBand, DownAfter, DownStep: a limit is lowered only after
-	// DownAfter consecutive samples needing less than (1−DownBand) of it,
-	// and by at most DownStep of it at a time (fast up, slow down).
+	// DownBand: a memory limit comes down only when what it must cover is
+	// less than (1−DownBand) of it. A task with a curve comes down at once
+	// when its predicted peak is over and its use agrees (the limit
+	// follows the curve); a task without one only after DownAfter such
+	// samples in a row, by at most DownStep of the limit at a time.
 	DownBand  float64
 	DownAfter int
 	DownStep  float64
+	// MinBackoff: CPU is compressible — a running task holds, in the
+	// ledger, the CPU its curve says it uses (p50), not a limit; tasks
+	// start while that predicted use fits the ledger's CPU capacity (the
+	// caller sizes it: cores × overcommit); each task gets a CPU weight
+	// proportional to its predicted use and no quota unless its own cap
+	// asks for one. When running tasks get less CPU than their curves
+	// predict on a busy node (contention), the CPU capacity admission uses
+	// backs off in steps of 5 % down to MinBackoff of it, checked every
+	// ContentionCheck, and comes back when they do not.
+	MinBackoff      float64
+	ContentionCheck time.Duration
 	// TTL of soft reservations past their planned start.
 	TTL time.Duration
-	// RetryLimit bounds OOM retries per task; RetryCapMB caps the retry
-	// estimate (default: the node's memory capacity).
+	// RetryLimit bounds OOM retries per task (negative: none); RetryCapMB
+	// caps the retry estimate (default: the node's memory capacity). A
+	// retry's memory is sized from the killed run: its growth at the kill
+	// extrapolated over what its curve says is left of the run, at least
+	// double the limit it died at, bounded by RetryCapMB and the task's
+	// own cap; so a task is failed for OOM only when no larger limit that
+	// fits the node is left to try (or RetryLimit runs out).
 	RetryLimit int
 	RetryCapMB float64
 	// PressureFrac: when measured memory use of running tasks exceeds this
@@ -302,7 +327,7 @@ func (c *Config) validate() error {
 	durs := []struct {
 		p *time.Duration
 		d time.Duration
-	}{{&c.CommitWindow, DefaultCommitWindow}, {&c.MonitorWindow, DefaultMonitorWindow}, {&c.LeadTime, DefaultLeadTime},
+	}{{&c.CommitWindow, DefaultCommitWindow}, {&c.MonitorWindow, DefaultMonitorWindow}, {&c.LeadTime, DefaultLeadTime}, {&c.ContentionCheck, DefaultContentionCheck},
 		{&c.TTL, DefaultTTL}, {&c.PressureCooldown, DefaultPressureCooldown}, {&c.AgeStep, DefaultAgeStep},
 		{&c.FallbackDuration, DefaultFallbackDuration}}
 	for _, x := range durs {
@@ -316,7 +341,7 @@ func (c *Config) validate() error {
 	fracs := []struct {
 		p *float64
 		d float64
-	}{{&c.GuardFrac, DefaultGuardFrac}, {&c.DownBand, DefaultDownBand}, {&c.DownStep, DefaultDownStep}, {&c.PressureFrac, DefaultPressureFrac}}
+	}{{&c.GuardFrac, DefaultGuardFrac}, {&c.DownBand, DefaultDownBand}, {&c.DownStep, DefaultDownStep}, {&c.PressureFrac, DefaultPressureFrac}, {&c.MinBackoff, DefaultMinBackoff}}
 	for _, x := range fracs {
 		if *x.p == 0 {
 			*x.p = x.d
@@ -367,6 +392,7 @@ type entry struct {
 	floorMB float64         // memory floor from OOM retries
 	loose   bool            // no prediction: enforce only Task.Cap, account ≥ requests
 	peakHi  resource.Vector // the curve's upper peak, bounding live forecasts
+	sig     string          // signature, for what OOM kills teach
 	retries int
 	allocs  []Allocation
 
@@ -380,12 +406,19 @@ type entry struct {
 
 	// running:
 	start     time.Time
-	limits    task.Limits // hard limits as accounted in the ledger
+	limits    task.Limits // what it holds in the ledger (CPU: predicted use)
+	enf       task.Limits // what its cgroup has (enforced)
 	soft      float64
 	used      resource.Vector
 	observed  bool
 	prevMem   float64
 	prevAt    time.Time
+	memRate   float64   // MB/s of sustained growth (≥ 0)
+	rising    bool      // memory rose at the last sample
+	lastUp    time.Time // last raise of its memory limit
+	cpuAvg    float64   // CPU use, smoothed (EWMA)
+	cpuSecs   float64   // CPU-seconds used so far (measured)
+	predSecs  float64   // CPU-seconds its curve predicts so far
 	downRun   [resource.NumDims]int
 	evicting  bool
 	throttled bool // soft memory limit pressed down under node pressure
@@ -400,6 +433,7 @@ type Stats struct {
 	Adjusts   int
 	Evicts    int
 	Throttles int
+	Reclaims  int
 	Requeues  int
 }
 
@@ -428,9 +462,12 @@ type Scheduler struct {
 	lastPress  time.Time         // last pressure action
 	shadow     shadow            // the blocked head's protected start (EASY backfill)
 	stats      Stats
-	throttledN int // running tasks throttled under memory pressure
-	planned    int // queued tasks not deferred (reserved or waiting for room)
-	deferredN  int // queued tasks deferred beyond PlanDepth
+	throttledN int                // running tasks throttled under memory pressure
+	backoff    float64            // share of the CPU capacity admission uses (contention back-off)
+	lastCont   time.Time          // last contention check
+	floors     map[string]float64 // signature → memory floor its OOM kills taught
+	planned    int                // queued tasks not deferred (reserved or waiting for room)
+	deferredN  int                // queued tasks deferred beyond PlanDepth
 }
 
 // shadow protects the first queued task that could not be reserved because
@@ -453,7 +490,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	return &Scheduler{
 		cfg: cfg, led: cfg.Ledger, capv: cfg.Ledger.Capacity(), head: cfg.Ledger.Config().Headroom,
-		tasks: map[string]*entry{}, fifo: map[qkey]*fifo{}, userTag: map[uint32]uint64{},
+		tasks: map[string]*entry{}, backoff: 1, floors: map[string]float64{}, fifo: map[qkey]*fifo{}, userTag: map[uint32]uint64{},
 	}, nil
 }
 

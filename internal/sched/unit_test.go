@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/ledger"
-	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
 
@@ -50,9 +49,11 @@ func TestEvictRequeue(t *testing.T) {
 	if len(st) != 1 || st[0].ID != victim {
 		t.Fatalf("restart = %+v", st)
 	}
-	// A task without a prediction gets only its own caps.
-	if st[0].Limits != task.LimitsOf(resource.Vector{}) {
-		t.Fatalf("loose task limits = %+v, want none", st[0].Limits)
+	// A task without a prediction gets no quota, a weight of its declared
+	// CPU (floored at MinCPU) and its declared memory plus headroom (floored at
+	// MinMemoryMB): a guess that an OOM retry corrects.
+	if want := (task.Limits{CPUShare: 0.05, MemoryMB: 16}); st[0].Limits != want {
+		t.Fatalf("loose task limits = %+v, want %+v", st[0].Limits, want)
 	}
 }
 

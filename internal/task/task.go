@@ -36,6 +36,11 @@ func (s State) Valid() bool {
 // limit" in that dimension.
 type Limits struct {
 	CPUCores float64 `json:"cpu_cores"` // cores; 0.25 = a quarter of one core
+	// CPUShare is the task's weight when the CPU is contended, in cores'
+	// worth (v1 cpu.shares = 1024 per core, v2 cpu.weight = 100 per core);
+	// 0: the kernel's default (one core's worth). Not a limit: a task may
+	// use idle CPU beyond it.
+	CPUShare float64 `json:"cpu_share,omitempty"`
 	MemoryMB float64 `json:"memory_mb"` // MiB
 	IOPS     float64 `json:"iops"`      // read and write ops/s, each
 	NetMbps  float64 `json:"net_mbps"`  // megabits/s, each direction
@@ -50,7 +55,7 @@ func (l Limits) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"cpu", l.CPUCores}, {"memory", l.MemoryMB}, {"iops", l.IOPS}, {"net-mbps", l.NetMbps}} {
+	}{{"cpu", l.CPUCores}, {"cpu share", l.CPUShare}, {"memory", l.MemoryMB}, {"iops", l.IOPS}, {"net-mbps", l.NetMbps}} {
 		if f.v < 0 || f.v != f.v || f.v > 1e12 {
 			return fmt.Errorf("%s limit %v is out of range", f.name, f.v)
 		}
