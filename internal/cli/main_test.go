@@ -3,6 +3,8 @@ package cli
 import (
 	"os"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // TestMain lets the test binary stand in for the prescient binary: with
@@ -12,5 +14,5 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PRESCIENT_TEST_MAIN") == "1" {
 		os.Exit(Main(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }

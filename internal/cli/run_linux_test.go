@@ -6,9 +6,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -100,6 +102,38 @@ func decodeRun(t *testing.T, s string) runJSON {
 	return r
 }
 
+// phases finds the workload's two phases in a curve of
+// "Ns:cpu=0.5,mem=300;Ns:iops=200,net=40": the middle of the samples that
+// hold the 300 MB, and of those after them; (from, to] in seconds.
+func phases(r runJSON) (p1, p2 [2]float64) {
+	first, last := -1.0, -1.0
+	for _, p := range r.Curve {
+		if p.MemoryMB != nil && *p.MemoryMB >= 250 {
+			if first < 0 {
+				first = p.T
+			}
+			last = p.T
+		}
+	}
+	end := 0.0
+	if n := len(r.Curve); n > 0 {
+		end = r.Curve[n-1].T
+	}
+	mid := func(a, b float64) [2]float64 { q := (b - a) / 4; return [2]float64{a + q, b - q} }
+	return mid(first, last), mid(last, end)
+}
+
+// loadAvg is the machine's 1-minute load average (0 if unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
+}
+
 // median of the values pick returns for the samples in [from, to) seconds.
 func median(r runJSON, from, to float64, pick func(i int) *float64) float64 {
 	var vs []float64
@@ -143,14 +177,22 @@ func TestRunMeasuresScriptedCurve(t *testing.T) {
 	if len(s.Curve) != r.Samples {
 		t.Fatalf("show has %d points, run said %d samples", len(s.Curve), r.Samples)
 	}
-	// The workload starts within a few hundred ms; judge the middle of each phase.
-	cpu := median(s, 1, 2.8, func(i int) *float64 { return s.Curve[i].CPUPct })
-	mem := median(s, 1, 2.8, func(i int) *float64 { return s.Curve[i].MemoryMB })
-	iops := median(s, 4, 5.8, func(i int) *float64 { return s.Curve[i].IOPS })
-	netOut := median(s, 4, 5.8, func(i int) *float64 { return s.Curve[i].NetOutMbps })
-	t.Logf("measured: cpu %.1f%%, memory %.1f MB, io %.1f ops/s, net out %.2f Mbps", cpu, mem, iops, netOut)
-	if cpu < 40 || cpu > 60 {
-		t.Errorf("cpu = %.1f%%, want 50 ± 10", cpu)
+	// Judge the middle of each phase, found in the curve itself: the
+	// workload (this race-built test binary) may take seconds to start on
+	// a busy machine, so fixed windows would judge its start-up.
+	p1, p2 := phases(s)
+	cpu := median(s, p1[0], p1[1], func(i int) *float64 { return s.Curve[i].CPUPct })
+	mem := median(s, p1[0], p1[1], func(i int) *float64 { return s.Curve[i].MemoryMB })
+	iops := median(s, p2[0], p2[1], func(i int) *float64 { return s.Curve[i].IOPS })
+	netOut := median(s, p2[0], p2[1], func(i int) *float64 { return s.Curve[i].NetOutMbps })
+	t.Logf("measured: cpu %.1f%%, memory %.1f MB in %v; io %.1f ops/s, net out %.2f Mbps in %v", cpu, mem, p1, iops, netOut, p2)
+	// The duty cycle holds only when the task can get its half core: on a
+	// machine loaded past its CPUs the measured CPU is right to be lower,
+	// and says nothing about the profiler.
+	if load := loadAvg(); load > float64(runtime.NumCPU()) {
+		t.Logf("machine busy (load %.1f on %d CPUs): CPU not judged", load, runtime.NumCPU())
+	} else if cpu < 40 || cpu > 65 {
+		t.Errorf("cpu = %.1f%%, want 50 (40–65: the Go runtime's own threads add a little)", cpu)
 	}
 	if mem < 270 || mem > 330 {
 		t.Errorf("memory = %.1f MB, want 300 ± 30", mem)

@@ -13,6 +13,7 @@ import (
 	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/task"
+	"go.uber.org/goleak"
 )
 
 // fakeRunner runs nothing: each Start makes a fakeRun that the test drives
@@ -221,6 +222,7 @@ func newFixture(t *testing.T, rt *fakeRunner, state string, cfg func(*Config)) *
 	}
 	cp := &countingPolicy{Policy: d.pol, t: t, running: map[string]bool{}, finishes: map[string]int{}}
 	d.pol = cp
+	leaks := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -232,6 +234,8 @@ func newFixture(t *testing.T, rt *fakeRunner, state string, cfg func(*Config)) *
 		if err := d.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
+		// Every goroutine the daemon started is joined by Close.
+		goleak.VerifyNone(t, leaks)
 	})
 	return &fixture{t: t, d: d, rt: rt, pol: cp, who: identity{UID: 0}}
 }

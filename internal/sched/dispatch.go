@@ -117,7 +117,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	e.state, e.start, e.limits = Running, now, lim
 	e.peakHi = e.curve.Peak(1)
 	e.observed, e.used, e.prevAt, e.downRun = false, resource.Vector{}, time.Time{}, [resource.NumDims]int{}
-	e.memRate, e.rising, e.lastUp, e.cpuAvg, e.cpuSecs, e.predSecs = 0, false, time.Time{}, 0, 0, 0
+	e.memRate, e.rising, e.lastUp, e.cpuAvg, e.cpuSecs, e.predSecs, e.samples = 0, false, time.Time{}, 0, 0, 0, 0
 	e.evicting = false
 	s.committed = s.committed.Add(want)
 	s.usedSum = s.usedSum.Add(want) // until the first sample, assume it uses what it holds
@@ -152,6 +152,7 @@ func (s *Scheduler) compressible() bool { return !s.cfg.Static }
 // CPU; bounded by bound.
 func (s *Scheduler) size(e *entry, elapsed, window time.Duration) resource.Vector {
 	v := e.curve.Hard(elapsed, window, s.head)
+	v[resource.Memory] = s.memRoom(e.curve.Window(elapsed, window, true)[resource.Memory])
 	if s.compressible() {
 		v[resource.CPU] = e.curve.Window(elapsed, window, false)[resource.CPU]
 	}

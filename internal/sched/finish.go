@@ -137,7 +137,7 @@ func (s *Scheduler) retrySize(e *entry, now time.Time) (est float64, why string,
 	if e.loose || left <= 0 {
 		left = max(elapsed, time.Second)
 	}
-	grown := l + e.memRate*left.Seconds()*(1+s.head[m])
+	grown := s.memRoom(l + e.memRate*left.Seconds())
 	est, why = 2*l, "double the limit it died at"
 	if grown > est {
 		est = grown

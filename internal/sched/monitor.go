@@ -72,6 +72,7 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 		e.cpuAvg = o.Used[resource.CPU]
 	}
 	e.used, e.observed, e.prevMem, e.prevAt = o.Used, true, o.Used[resource.Memory], o.At
+	e.samples++
 	if e.evicting || s.cfg.Static {
 		return false, nil
 	}
@@ -89,7 +90,6 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 	up := false
 	if s.cfg.Enforce[resource.Memory] {
 		m := resource.Memory
-		h := 1 + s.head[m]
 		use := o.Used[m]
 		// A live forecast may refine the curve within what the run's
 		// history ever reached (or what it uses now), never beyond: an
@@ -98,9 +98,9 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 		// Extrapolated growth, bounded by the larger of the curve's peak
 		// and 1.5× use now: one steep sample must not claim the node.
 		grow := min(use+e.memRate*s.cfg.LeadTime.Seconds(), max(e.peakHi[m], 1.5*use))
-		need := max(e.curve.Window(elapsed, s.cfg.MonitorWindow, true)[m], use, ahead, grow) * h
+		need := s.memRoom(max(e.curve.Window(elapsed, s.cfg.MonitorWindow, true)[m], use, ahead, grow))
 		if use >= s.cfg.GuardFrac*old[m] {
-			need = max(need, use*h/s.cfg.GuardFrac)
+			need = max(need, s.memRoom(use)/s.cfg.GuardFrac)
 		}
 		switch {
 		case need > old[m]*(1+1e-6):
@@ -123,7 +123,13 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 		c := resource.CPU
 		cpu := max(e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[c], e.cpuAvg)
 		if e.loose {
-			cpu = max(e.t.Features.Requests[c], e.cpuAvg)
+			// Without a curve the declared CPU is only a first guess:
+			// once the task has shown what it uses, that is what it holds
+			// (CPU is compressible: a wrong guess costs a weight, not a kill).
+			cpu = e.cpuAvg
+			if e.samples < 3 {
+				cpu = max(cpu, e.t.Features.Requests[c])
+			}
 		}
 		// A weight is relative and coarse: it moves only when what the
 		// task uses is off by a factor of two (and a tenth of a core), so
@@ -220,7 +226,6 @@ func (s *Scheduler) apply(e *entry, v resource.Vector, now time.Time) error {
 // ramping up.
 func (s *Scheduler) reclaim(e *entry, mb float64, now time.Time) float64 {
 	m := resource.Memory
-	h := 1 + s.head[m]
 	type slack struct {
 		x    *entry
 		keep float64
@@ -230,9 +235,9 @@ func (s *Scheduler) reclaim(e *entry, mb float64, now time.Time) float64 {
 		if x == e || x.state != Running || x.evicting || !x.observed || now.Sub(x.start) < s.cfg.MonitorWindow/2 {
 			continue
 		}
-		keep := max(x.used[m]*h, s.cfg.MinMemoryMB, x.floorMB)
+		keep := max(s.memRoom(x.used[m]), s.cfg.MinMemoryMB, x.floorMB)
 		if !x.loose {
-			keep = max(keep, x.curve.Window(now.Sub(x.start), s.cfg.MonitorWindow, true)[m]*h)
+			keep = max(keep, s.memRoom(x.curve.Window(now.Sub(x.start), s.cfg.MonitorWindow, true)[m]))
 		}
 		if x.limits.MemoryMB-keep > 1 {
 			cands = append(cands, slack{x, keep})
@@ -405,4 +410,16 @@ func (s *Scheduler) evict(v *entry, now time.Time, why string) {
 	s.lastPress = now
 	s.stats.Evicts++
 	s.record(v, now, ReasonEvict, why, false)
+}
+
+// memRoom is the memory limit that leaves room for x MB of use: x plus the
+// ledger's headroom, and at least MemSlackMB more — room for the page
+// cache a task's reads and writes charge to its cgroup, which a limit
+// pressed against the working set would force back (dirty pages
+// synchronously, stalling the task on writeback).
+func (s *Scheduler) memRoom(x float64) float64 {
+	if x <= 0 {
+		return 0
+	}
+	return max(x*(1+s.head[resource.Memory]), x+s.cfg.MemSlackMB)
 }

@@ -223,6 +223,7 @@ const (
 	DefaultMinCPU           = 0.05
 	DefaultMinMemoryMB      = 16
 	DefaultMinBackoff       = 0.75
+	DefaultMemSlackMB       = 64
 	DefaultContentionCheck  = 5 * time.Second
 )
 
@@ -304,6 +305,10 @@ type Config struct {
 	FallbackDuration time.Duration
 	// MinCPU and MinMemoryMB floor hard limits.
 	MinCPU, MinMemoryMB float64
+	// MemSlackMB: a memory limit is at least this much above the use it
+	// covers (besides the ledger's relative headroom): room for the page
+	// cache the task's IO charges to its cgroup (default 64).
+	MemSlackMB float64
 	// Enforce says which dimensions' limits reach the Executor (the others
 	// are accounted in the ledger only). Zero value: CPU and memory.
 	Enforce [resource.NumDims]bool
@@ -374,6 +379,12 @@ func (c *Config) validate() error {
 	if c.MinMemoryMB <= 0 {
 		c.MinMemoryMB = DefaultMinMemoryMB
 	}
+	if c.MemSlackMB == 0 {
+		c.MemSlackMB = DefaultMemSlackMB
+	}
+	if c.MemSlackMB < 0 {
+		c.MemSlackMB = 0
+	}
 	if c.Enforce == ([resource.NumDims]bool{}) {
 		c.Enforce[resource.CPU], c.Enforce[resource.Memory] = true, true
 	}
@@ -413,6 +424,7 @@ type entry struct {
 	observed  bool
 	prevMem   float64
 	prevAt    time.Time
+	samples   int       // samples observed this run
 	memRate   float64   // MB/s of sustained growth (≥ 0)
 	rising    bool      // memory rose at the last sample
 	lastUp    time.Time // last raise of its memory limit

@@ -50,9 +50,9 @@ func TestEvictRequeue(t *testing.T) {
 		t.Fatalf("restart = %+v", st)
 	}
 	// A task without a prediction gets no quota, a weight of its declared
-	// CPU (floored at MinCPU) and its declared memory plus headroom (floored at
-	// MinMemoryMB): a guess that an OOM retry corrects.
-	if want := (task.Limits{CPUShare: 0.05, MemoryMB: 16}); st[0].Limits != want {
+	// CPU (floored at MinCPU) and its declared memory (1 MB) plus room for
+	// its page cache (MemSlackMB): a guess that an OOM retry corrects.
+	if want := (task.Limits{CPUShare: 0.05, MemoryMB: 65}); st[0].Limits != want {
 		t.Fatalf("loose task limits = %+v, want %+v", st[0].Limits, want)
 	}
 }
