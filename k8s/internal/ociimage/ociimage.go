@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -50,7 +51,13 @@ type descriptor struct {
 	MediaType   string            `json:"mediaType"`
 	Digest      string            `json:"digest"`
 	Size        int64             `json:"size"`
+	Platform    *platform         `json:"platform,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+type platform struct {
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
 }
 
 // Write writes img as an OCI image-layout tarball to w and returns the
@@ -74,7 +81,7 @@ func Write(w io.Writer, img Image) (string, error) {
 		diffIDs = append(diffIDs, bl.digest)
 	}
 	cfg := map[string]any{
-		"architecture": "amd64",
+		"architecture": runtime.GOARCH,
 		"os":           "linux",
 		"created":      epoch.Format(time.RFC3339),
 		"config": map[string]any{
@@ -105,6 +112,7 @@ func Write(w io.Writer, img Image) (string, error) {
 		"mediaType":     "application/vnd.oci.image.index.v1+json",
 		"manifests": []descriptor{{
 			MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: mbl.digest, Size: int64(len(mb)),
+			Platform: &platform{Architecture: runtime.GOARCH, OS: "linux"},
 			Annotations: map[string]string{
 				"io.containerd.image.name":          img.Name,
 				"org.opencontainers.image.ref.name": tag,
