@@ -117,7 +117,7 @@ func runMkimage(args []string) error {
 	if *name == "" || *out == "" {
 		return fmt.Errorf("--name and --out are required: %w", errUsage)
 	}
-	img := ociimage.Image{Name: *name, Env: append([]string{"PATH=/usr/local/bin:/usr/bin:/bin"}, envs...)}
+	img := ociimage.Image{Name: *name, Env: append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, envs...)}
 	for _, p := range []struct {
 		s   string
 		dst *[]string
