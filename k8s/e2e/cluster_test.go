@@ -341,7 +341,9 @@ func TestJobGetsPredictedRequests(t *testing.T) {
 		t.Errorf("QoS %s, want Burstable", p.Status.QOSClass)
 	}
 
-	// A pod with no history is admitted as declared, and the annotation says why.
+	// A pod of another signature and code is admitted as declared (the
+	// predictor knows it only through its global prior), and the annotation
+	// says why.
 	noHist := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "fresh", Namespace: ns},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "docker.io/local/busybox:1",
@@ -352,8 +354,8 @@ func TestJobGetsPredictedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := created.Annotations[webhook.AnnotationResources]; !strings.Contains(a, "no history") {
-		t.Errorf("pod without history: annotation %q, want it to say no history", a)
+	if a := created.Annotations[webhook.AnnotationResources]; !strings.Contains(a, `\"prior\" history only: left as declared`) {
+		t.Errorf("pod without history: annotation %q, want it to say prior only, left as declared", a)
 	}
 	if r := created.Spec.Containers[0].Resources.Requests.Cpu(); r.Cmp(q("300m")) != 0 {
 		t.Errorf("pod without history: cpu request %v, want the declared 300m", r)

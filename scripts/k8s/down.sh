@@ -80,13 +80,11 @@ if [[ -f $HOST_ORIG ]] && ! others_running; then
 	while read -r kind key val; do
 		case $kind in
 		sysctl) [[ $(cat "/proc/sys/$key") == "$val" ]] || { echo "$val" >"/proc/sys/$key" && log "restored $key = $val"; } ;;
-		varlogcontainers)
-			if [[ -d /var/log/containers ]]; then
-				find /var/log/containers -maxdepth 1 -type l -lname "$S/*" -delete 2>/dev/null
-				[[ $val == no ]] && rmdir /var/log/containers 2>/dev/null
-			fi
+		dir)
+			# The kubelet's links into the pod logs; shim sockets' directory.
+			[[ $key == /var/log/containers && -d $key ]] && find "$key" -maxdepth 1 -type l -lname "$state_root/*" -delete 2>/dev/null
+			[[ $val == no && -d $key ]] && { rmdir "$key" 2>/dev/null && log "removed $key" || log "$key left: not empty"; }
 			;;
-		runcontainerd) [[ $val == no ]] && rmdir /run/containerd/s /run/containerd 2>/dev/null ;;
 		esac
 	done <"$HOST_ORIG"
 	rm -f "$HOST_ORIG"

@@ -31,7 +31,7 @@ img=$S/images
 $PK mkimage --name docker.io/local/busybox:1 --out "$img/busybox.tar" --busybox "$bb" --cmd '["sh"]' >/dev/null
 $PK mkimage --name docker.io/local/pause:1 --out "$img/pause.tar" --busybox "$bb" --entrypoint '["/bin/sleep","2147483647"]' >/dev/null
 $PK mkimage --name docker.io/local/prescient-k8s:dev --out "$img/prescient-k8s.tar" --busybox "$bb" \
-	--add "$PK:usr/local/bin/prescient-k8s" --entrypoint '["/usr/local/bin/prescient-k8s"]' >/dev/null
+	--add "$PK:usr/local/bin/prescient-k8s" --entrypoint '["/usr/local/bin/prescient-k8s"]' >"$img/prescient-k8s.digest"
 for t in busybox pause prescient-k8s; do
 	# The index's io.containerd.image.name annotation names the image.
 	ctr images import "$img/$t.tar" >"$S/logs/import-$t.log" 2>&1 || die "import $t: $(tail -3 "$S/logs/import-$t.log")"

@@ -19,7 +19,7 @@ fi
 
 render() {
 	sed -e "s|@PREDICTOR_PORT@|$PREDICTOR_PORT|g" -e "s|@WEBHOOK_PORT@|$WEBHOOK_PORT|g" \
-		-e "s|@API_PORT@|$API_PORT|g" -e "s|@STATE@|$S|g" \
+		-e "s|@API_PORT@|$API_PORT|g" -e "s|@STATE@|$S|g" -e "s|@IMAGE_DIGEST@|$(cat "$S/images/prescient-k8s.digest")|g" \
 		-e "s|@CA_BUNDLE@|$(base64 -w0 <"$pki/webhook-ca.crt")|g" "$1" >"$2"
 }
 render "$k8s_root/deploy/local/prescient.yaml.in" "$S/deploy/prescient.yaml"
@@ -28,8 +28,6 @@ render "$k8s_root/deploy/local/webhook.yaml.in" "$S/deploy/webhook.yaml"
 kubectl apply -f "$S/deploy/prescient.yaml" >/dev/null
 kubectl -n prescient-system create secret tls prescient-webhook-tls \
 	--cert "$pki/webhook.crt" --key "$pki/webhook.key" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-# A new image under the same tag: restart so the pods run it.
-kubectl -n prescient-system rollout restart deploy/prescient-predictor deploy/prescient-webhook >/dev/null
 kubectl -n prescient-system rollout status deploy/prescient-predictor --timeout 180s >/dev/null ||
 	die "predictor not available (kubectl -n prescient-system describe pods; logs in $S/kubelet/pod-logs)"
 kubectl -n prescient-system rollout status deploy/prescient-webhook --timeout 180s >/dev/null ||

@@ -32,8 +32,9 @@ echo "$NODE_IP" >"$S/node-ip"
 if [[ ! -f $HOST_ORIG ]]; then
 	{
 		for s in "${SYSCTLS[@]}"; do echo "sysctl $s $(cat "/proc/sys/$s")"; done
-		[[ -d /var/log/containers ]] && echo "varlogcontainers yes" || echo "varlogcontainers no"
-		[[ -d /run/containerd ]] && echo "runcontainerd yes" || echo "runcontainerd no"
+		for d in /var/log/containers /run/containerd/s /run/containerd; do
+			[[ -d $d ]] && echo "dir $d yes" || echo "dir $d no"
+		done
 	} >"$HOST_ORIG"
 fi
 
