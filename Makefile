@@ -60,7 +60,7 @@ k8s-down:
 test-k8s:
 	cd k8s && $(GO) vet ./... && $(GO) test -race -count=1 ./internal/...
 	@if ./scripts/k8s/build.sh; then \
-		cd k8s && PRESCIENT_K8S_E2E=1 $(GO) test -count=1 -v -timeout 20m ./e2e/; \
+		cd k8s && PRESCIENT_K8S_E2E=1 $(GO) test -count=1 -v -timeout 40m ./e2e/; \
 	else \
 		echo "SKIP test-k8s: the real-cluster tests did not run: scripts/k8s/build.sh could not build the cluster's binaries (output above)"; \
 	fi

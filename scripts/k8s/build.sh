@@ -91,4 +91,4 @@ rm -rf "$dir/bin"
 mv "$tmp" "$dir/bin"
 link
 echo "k8s binaries: built in $((SECONDS - start)) s into $dir/bin"
-column -t "$dir/bin/build-times.tsv"
+column -t "$dir/bin/build-times.tsv" 2>/dev/null || cat "$dir/bin/build-times.tsv"
