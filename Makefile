@@ -26,6 +26,7 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -p 1 -timeout 20m ./...
+	$(MAKE) test-k8s
 
 lint: test
 	GOBIN=$(GOBIN_ABS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -43,3 +44,24 @@ fmt:
 
 clean:
 	rm -rf $(BIN) bench.txt
+
+# The Kubernetes parts (k8s/, docs/kubernetes.md). k8s-up brings up a local
+# single-node cluster with Prescient installed (root; the cluster's binaries
+# are built from the module proxy once per machine and cached, see
+# scripts/k8s/build.sh); k8s-down stops it and undoes its host changes.
+# test-k8s runs the k8s module's unit tests, then the real-cluster tests on a
+# cluster of their own; when the binaries cannot be built it says SKIP, loudly.
+.PHONY: k8s-up k8s-down test-k8s
+k8s-up:
+	./scripts/k8s/up.sh
+
+k8s-down:
+	./scripts/k8s/down.sh
+
+test-k8s:
+	cd k8s && $(GO) vet ./... && $(GO) test -race -count=1 ./internal/...
+	@if ./scripts/k8s/build.sh; then \
+		cd k8s && PRESCIENT_K8S_E2E=1 $(GO) test -count=1 -v -timeout 40m ./e2e/; \
+	else \
+		echo "SKIP test-k8s: the real-cluster tests did not run: scripts/k8s/build.sh could not build the cluster's binaries (output above)"; \
+	fi
