@@ -7,7 +7,7 @@ GOBIN_ABS := $(abspath $(BIN))
 STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all build run test lint bench fmt clean
+.PHONY: all build run test soak lint bench fmt clean
 
 all: build
 
@@ -27,6 +27,13 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -p 1 -timeout 20m ./...
 	$(MAKE) test-k8s
+
+# The soak (minutes, not in CI): 500 tasks of mixed shapes, shell-wrapped
+# OOM kills among them, the daemon killed with SIGKILL 100 times and
+# restarted; every accepted task must end exactly once, recorded. A short
+# version (40 tasks, 4 kills) runs in make test.
+soak:
+	PRESCIENT_SOAK=full $(GO) test -race -count=1 -timeout 60m -run '^TestSoak$$' -v ./internal/daemon/
 
 lint: test
 	GOBIN=$(GOBIN_ABS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
