@@ -209,20 +209,9 @@ func runLocal(ctx context.Context, g *globals, f runFlags, argv []string) error 
 		return &exitError{exitPrescient, err}
 	}
 	defer ex.Close()
-	if blkio := ex.V1Root("blkio"); blkio != "" {
-		// v1 counts block IO per cgroup only once blk-throttle is set up for the disk.
-		if err := profile.EnableV1IOAccounting(blkio, cwd); err != nil {
-			log.Info("block IO accounting unavailable", "err", err)
-		}
-	}
-	var netmon *profile.NetMonitor
-	if root := ex.V2Root(); root != "" {
-		if netmon, err = profile.OpenNetMonitor(root, log); err != nil {
-			log.Info("network profiling unavailable", "err", err)
-			netmon = nil
-		} else {
-			defer netmon.Close()
-		}
+	netmon := profile.OpenNode(ex.V1Root("blkio"), ex.V2Root(), cwd, log)
+	if netmon != nil {
+		defer netmon.Close()
 	}
 	if limits.NetMbps > 0 {
 		if netmon == nil {

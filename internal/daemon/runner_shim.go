@@ -46,18 +46,7 @@ func newShimRunner(cfg Config) (*shimRunner, error) {
 		return nil, err
 	}
 	rt := &shimRunner{stateDir: cfg.StateDir, shim: cfg.ShimCommand, log: cfg.Logger, ex: ex, procs: map[string]*executor.Process{}}
-	if blkio := ex.V1Root("blkio"); blkio != "" {
-		// v1 counts block IO per cgroup only once blk-throttle is set up for the disk.
-		if err := profile.EnableV1IOAccounting(blkio, cfg.StateDir); err != nil {
-			cfg.Logger.Info("block IO accounting unavailable", "err", err)
-		}
-	}
-	if root := ex.V2Root(); root != "" {
-		if rt.net, err = profile.OpenNetMonitor(root, cfg.Logger); err != nil {
-			cfg.Logger.Info("network profiling unavailable", "err", err)
-			rt.net = nil
-		}
-	}
+	rt.net = profile.OpenNode(ex.V1Root("blkio"), ex.V2Root(), cfg.StateDir, cfg.Logger)
 	return rt, nil
 }
 

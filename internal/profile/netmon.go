@@ -2,6 +2,7 @@ package profile
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 )
@@ -59,4 +60,30 @@ func newNetLimit(mbps float64) (netLimit, error) {
 	cost := math.Round(nsPerByte * (1 << 16))
 	tau := max(float64(netBurstTime), netBurstBytes*nsPerByte)
 	return netLimit{CostQ16: uint64(max(cost, 1)), TauNs: uint64(math.Round(tau))}, nil
+}
+
+// OpenNode sets up what profiling needs once per host before tasks run:
+// v1 block IO accounting for the disk behind dir (a v1 blkio cgroup counts
+// IO only once blk-throttle is set up for the disk; v1Blkio is the blkio
+// root, "" on v2) and the eBPF network monitor on the v2 root (v2Root, ""
+// when there is no v2 hierarchy). What is unavailable is logged and left
+// out: the returned monitor is nil without network profiling.
+func OpenNode(v1Blkio, v2Root, dir string, log *slog.Logger) *NetMonitor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if v1Blkio != "" {
+		if err := EnableV1IOAccounting(v1Blkio, dir); err != nil {
+			log.Info("block IO accounting unavailable", "err", err)
+		}
+	}
+	if v2Root == "" {
+		return nil
+	}
+	m, err := OpenNetMonitor(v2Root, log)
+	if err != nil {
+		log.Info("network profiling unavailable", "err", err)
+		return nil
+	}
+	return m
 }
