@@ -46,6 +46,9 @@ func TestEndOfRun(t *testing.T) {
 		{"program not found", func(f *fixture, id string) {
 			f.runOf(id).finish(task.End{StartError: "program: no such file", StartKind: task.KindNotFound})
 		}, want{api.StateFailed, "not_found", -1, false, 1}},
+		{"a cgroup write refused at start", func(f *fixture, id string) {
+			f.runOf(id).finish(task.End{StartError: "start task: set limits on /sys/fs/cgroup/x: write memory.max: permission denied", StartKind: task.KindStart})
+		}, want{api.StateFailed, "start", -1, false, 1}},
 		{"lost three times", func(f *fixture, id string) {
 			for i := range 3 {
 				f.waitStarts(id, i+1)

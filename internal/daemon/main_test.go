@@ -43,7 +43,11 @@ func testMain(m *testing.M) int {
 		defer os.RemoveAll(dir)
 		_ = os.Chmod(dir, 0o755)
 		bin = filepath.Join(dir, "prescient")
-		out, err := exec.Command("go", "build", "-o", bin, "../../cmd/prescient").CombinedOutput()
+		args := []string{"build", "-o", bin}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../../cmd/prescient")...).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build prescient: %v\n%s", err, out)
 			return 1
