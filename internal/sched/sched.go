@@ -289,6 +289,10 @@ type Config struct {
 	// admission by what is committed, not by measured use. With a
 	// Predictor that knows nothing, it is the declared-requests policy.
 	Static bool
+	// OnAllocation, if set, is called with the reason of every allocation
+	// change as it is recorded (a metrics counter). It runs under the
+	// scheduler's lock: it must be quick and must not call the Scheduler.
+	OnAllocation func(reason string)
 }
 
 func (c *Config) validate() error {
@@ -971,6 +975,9 @@ func (s *Scheduler) enforced(e *entry, l task.Limits) task.Limits {
 
 func (s *Scheduler) record(e *entry, now time.Time, reason, detail string, softApplied bool) {
 	e.allocs = append(e.allocs, Allocation{At: now, Limits: e.limits, SoftMemoryMB: e.soft, SoftApplied: softApplied, Reason: reason, Detail: detail})
+	if s.cfg.OnAllocation != nil {
+		s.cfg.OnAllocation(reason)
+	}
 	s.cfg.Log.Debug("allocation", "task", e.t.ID, "reason", reason, "limits", e.limits.Vector().String(), "soft_mb", e.soft, "detail", detail)
 }
 
