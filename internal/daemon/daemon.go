@@ -130,6 +130,10 @@ func New(cfg Config) (*Daemon, error) {
 		defer d.mu.Unlock()
 		return float64(d.running)
 	})
+	cfg.Registerer.MustRegister(newNodeCollector(d.Node))
+	if ip, ok := d.pol.(instrumented); ok {
+		ip.instrument(d.m)
+	}
 	return d, nil
 }
 

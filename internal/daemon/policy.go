@@ -73,6 +73,10 @@ type Policy interface {
 	Counts() (queued, running int)
 }
 
+// instrumented is a Policy that counts into the daemon's metrics; New
+// hands them over once, before Run.
+type instrumented interface{ instrument(m *metrics) }
+
 // Queued is what a policy is told of a queued task.
 type Queued struct {
 	ID        string
