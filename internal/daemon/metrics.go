@@ -81,13 +81,13 @@ func newMetrics(reg prometheus.Registerer, queued, running func() float64) *metr
 			Name: "prescient_predict_runs_total", Help: "Succeeded runs scored against their prediction, by the model that served it (requests: none, the declared requests).",
 		}, []string{"model"}),
 		predError: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "prescient_predict_peak_error_ratio",
-			Help: "Relative error of a run's predicted median peak against its measured peak, |p50 − measured| / measured, by model and dimension.",
+			Name:    "prescient_predict_peak_error_ratio",
+			Help:    "Relative error of a run's predicted median peak against its measured peak, |p50 − measured| / measured, by model and dimension.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 5},
 		}, []string{"model", "dim"}),
 		predSlack: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "prescient_predict_slack_ratio",
-			Help: "Mean over a run's samples of (hard limit − use) / hard limit, the allocated share it left unused, by model and dimension.",
+			Name:    "prescient_predict_slack_ratio",
+			Help:    "Mean over a run's samples of (hard limit − use) / hard limit, the allocated share it left unused, by model and dimension.",
 			Buckets: prometheus.LinearBuckets(0.05, 0.05, 20),
 		}, []string{"model", "dim"}),
 		predUnder: prometheus.NewCounterVec(prometheus.CounterOpts{
