@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/prescient-sched/prescient/api"
@@ -205,6 +206,24 @@ func (d *Daemon) serve(ctx context.Context) error {
 			return nil
 		})
 		d.log.Info("serving", "tcp", ln.Addr().String(), "tls", tlsOn)
+	}
+	if d.cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", d.cfg.MetricsListen)
+		if err != nil {
+			d.stopLoops()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.cfg.Gatherer, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		d.log.Info("serving metrics", "tcp", ln.Addr().String())
 	}
 	g.Go(func() error {
 		<-gctx.Done()
