@@ -7,12 +7,26 @@ GOBIN_ABS := $(abspath $(BIN))
 STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all build run test lint bench fmt clean
+.PHONY: all build run test test-deps lint bench fmt clean web package
 
 all: build
 
-build:
+build: web
 	$(GO) build -o $(PRESCIENT) ./cmd/prescient
+
+# The dashboard's chart library: uPlot from the npm registry (the version
+# in web/package-lock.json), bundled into the binary with its licence
+# (internal/web/assets/vendor, embedded by go:embed). Without it the
+# dashboard works with tables only.
+WEB_VENDOR := internal/web/assets/vendor
+web: $(WEB_VENDOR)/uPlot.iife.min.js
+
+$(WEB_VENDOR)/uPlot.iife.min.js: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(WEB_VENDOR)
+	cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css $(WEB_VENDOR)/
+	cp web/node_modules/uplot/LICENSE $(WEB_VENDOR)/uPlot.LICENSE
+	touch $@
 
 # The main job on embedded defaults.
 run: build
@@ -23,9 +37,15 @@ run: build
 # several tests measure real CPU, memory, IO and network of real tasks, and on
 # a 2-core machine another package's tasks running beside them skew what they
 # measure. Tests within a package still run in parallel where they say so.
-test:
+test: web test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -p 1 -timeout 20m ./...
+
+# What the browser, Prometheus and package tests need (chromium and
+# prometheus from Debian, nfpm into ./bin); what cannot be installed is
+# said, and those tests skip saying why.
+test-deps:
+	./scripts/test-deps.sh
 
 lint: test
 	GOBIN=$(GOBIN_ABS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -42,4 +62,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf $(BIN) bench.txt
+	rm -rf $(BIN) bench.txt dist $(WEB_VENDOR) web/node_modules

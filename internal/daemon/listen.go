@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/prescient-sched/prescient/api"
+	"github.com/prescient-sched/prescient/internal/web"
 )
 
 // --- listeners -------------------------------------------------------------
@@ -86,17 +86,14 @@ func lookupGroup(g string) (int, error) {
 }
 
 // tcpAuth wraps h: a request needs "Authorization: Bearer <token>" equal
-// (in constant time) to the token file's content; the caller is then the
-// token file's owner.
+// (in constant time) to the token file's content — or, for reads by a
+// browser on the dashboard, the cookie it got by opening a URL with
+// ?token=<token> once (web.Gate); the caller is then the token file's
+// owner. Anything else answers 401.
 func tcpAuth(h http.Handler, token []byte, owner identity) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
-			writeError(w, &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "missing or wrong bearer token"})
-			return
-		}
+	return web.NewGate(token).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, owner)))
-	})
+	}))
 }
 
 // readToken reads the token file, which must not be readable by group or
