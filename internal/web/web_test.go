@@ -33,7 +33,9 @@ func (f *fakeSource) Live(_ *http.Request, limit int) ([]api.Task, error) {
 	}
 	return out, nil
 }
-func (f *fakeSource) Tasks(_ *http.Request, o api.ListOptions) ([]api.Task, error) { return f.tasks, nil }
+func (f *fakeSource) Tasks(_ *http.Request, o api.ListOptions) ([]api.Task, error) {
+	return f.tasks, nil
+}
 func (f *fakeSource) Task(_ *http.Request, id string) (*api.Task, error) {
 	for _, t := range f.tasks {
 		if t.ID == id {
