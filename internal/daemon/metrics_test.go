@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
@@ -198,4 +202,65 @@ func histogramOf(t *testing.T, v *prometheus.HistogramVec, labels ...string) *dt
 		t.Fatal(err)
 	}
 	return m.Histogram
+}
+
+// TestGrafanaDashboardMetrics: every metric the example Grafana dashboard
+// (deploy/grafana) queries is one the daemon exports.
+func TestGrafanaDashboardMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg, func() float64 { return 0 }, func() float64 { return 0 })
+	reg.MustRegister(newNodeCollector(func() api.NodeStatus {
+		return api.NodeStatus{Dims: map[string]api.DimUsage{"cpu": {}, "memory": {}, "iops": {}, "net": {}}}
+	}))
+	// Vectors appear once they have a child.
+	m.submitted.WithLabelValues("accepted")
+	m.ended.WithLabelValues("succeeded")
+	m.recovered.WithLabelValues("requeued")
+	m.allocations.WithLabelValues("commit")
+	m.predRuns.WithLabelValues("requests")
+	m.predError.WithLabelValues("requests", "cpu")
+	m.predSlack.WithLabelValues("requests", "cpu")
+	m.predUnder.WithLabelValues("requests", "cpu")
+	m.trainings.WithLabelValues("ok")
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{"process_cpu_seconds_total": true, "process_resident_memory_bytes": true, "up": true}
+	for _, f := range fams {
+		have[f.GetName()] = true
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				have[f.GetName()+s] = true
+			}
+		}
+	}
+	b, err := os.ReadFile("../../deploy/grafana/prescient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("grafana dashboard: %v", err)
+	}
+	name := regexp.MustCompile(`\b(prescient_[a-z_]+|process_[a-z_]+)\b`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, ref := range name.FindAllString(tg.Expr, -1) {
+				n++
+				if !have[ref] {
+					t.Errorf("panel %q queries %s, which the daemon does not export", p.Title, ref)
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d metric references in the dashboard", n)
+	}
 }
