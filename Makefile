@@ -6,6 +6,8 @@ PRESCIENT := $(BIN)/prescient
 GOBIN_ABS := $(abspath $(BIN))
 STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
+NFPM_VERSION        := v2.48.0
+PRESCIENT_VERSION   ?= 0.1.0+git$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 .PHONY: all build run test test-deps lint bench fmt clean web package
 
@@ -40,6 +42,22 @@ run: build
 test: web test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -p 1 -timeout 20m ./...
+
+# The .deb: the binary, the systemd unit, the default config (serve's
+# defaults as root, from --print-config), man pages and shell completions
+# generated from the command line, the example Prometheus and Grafana
+# files; built by nfpm (from the Go module proxy, into ./bin). Into dist/.
+package: web
+	mkdir -p dist
+	$(GO) build -trimpath -o dist/prescient ./cmd/prescient
+	rm -rf dist/man dist/completions
+	dist/prescient gendocs dist
+	gzip -9nf dist/man/*.1
+	env -u PRESCIENT_STATE_DIR -u PRESCIENT_SOCKET dist/prescient serve --state-dir /var/lib/prescient --print-config > dist/config.yaml
+	test -x $(BIN)/nfpm || GOBIN=$(GOBIN_ABS) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	rm -f dist/*.deb
+	PRESCIENT_VERSION=$(PRESCIENT_VERSION) PRESCIENT_ARCH=$$($(GO) env GOARCH) $(BIN)/nfpm package --config deploy/nfpm.yaml --packager deb --target dist/
+	@ls -l dist/*.deb
 
 # What the browser, Prometheus and package tests need (chromium and
 # prometheus from Debian, nfpm into ./bin); what cannot be installed is
