@@ -224,6 +224,9 @@ func browser(t testing.TB) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		// Each navigation measures a fresh page load, never one restored
+		// from the back-forward cache.
+		chromedp.Flag("disable-features", "BackForwardCache"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1400, 1000),
 	}
@@ -263,15 +266,11 @@ func TestBrowserTaskPage(t *testing.T) {
 	if run.State != api.StateSucceeded {
 		t.Fatalf("second run: %s %s", run.State, run.Error)
 	}
-	curve, err := d.c.Curve(context.Background(), run.ID)
-	if err != nil {
-		t.Fatal(err)
+	if run.Prediction == nil {
+		t.Errorf("the second run has no prediction")
 	}
-	if len(curve) < 5 || len(run.Allocations) < 2 {
-		t.Fatalf("run %s has %d samples and %d allocation changes: too few to check", run.ID, len(curve), len(run.Allocations))
-	}
-	// Queued tasks with reservations for the queue page: the node's one
-	// core is taken by the first.
+	// Queued tasks for the queue page: the node's one core is taken by the
+	// first.
 	var blockers []string
 	for range 3 {
 		blockers = append(blockers, d.submit(&api.Limits{CPUCores: 0.6, MemoryMB: 64}, "sleep", "30").ID)
@@ -286,7 +285,37 @@ func TestBrowserTaskPage(t *testing.T) {
 	ctx := browser(t)
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url+"#/task/"+run.ID)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	// The first run asked for 64 MB and used 160: its allocation changed
+	// (adjust_up, or an OOM retry) between its commit and its release.
+	first = d.wait(first.ID)
+	if len(first.Allocations) < 3 {
+		t.Errorf("first run's allocation changes %+v: want one between commit and release", first.Allocations)
+	}
+	checkTaskPage(t, ctx, d, base, first)
+	checkTaskPage(t, ctx, d, base, run)
+	shoot(t, ctx, base, "task", "#/task/"+run.ID)
+	for _, page := range []string{"node", "queue", "tasks", "signatures"} {
+		shoot(t, ctx, base, page, "#/"+page)
+	}
+}
+
+// checkTaskPage opens run's task page and checks that it shows that run:
+// its id, every sample of the API's curve in the memory chart's measured
+// series at the same values, and its allocation changes, in order, as
+// markers.
+func checkTaskPage(t *testing.T, ctx context.Context, d *daemon, base string, run *api.Task) {
+	t.Helper()
+	curve, err := d.c.Curve(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(curve) < 5 {
+		t.Fatalf("run %s has %d samples: too few to check", run.ID, len(curve))
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/dashboard/#/task/"+run.ID)); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitReady(ctx, "task"); err != nil {
@@ -341,10 +370,6 @@ func TestBrowserTaskPage(t *testing.T) {
 			t.Errorf("memory sample %d: chart %v, API %v", i, used[i], p.MemoryMB)
 			break
 		}
-	}
-	shoot(t, ctx, base, "task", "#/task/"+run.ID)
-	for _, page := range []string{"node", "queue", "tasks", "signatures"} {
-		shoot(t, ctx, base, page, "#/"+page)
 	}
 }
 

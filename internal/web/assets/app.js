@@ -129,13 +129,17 @@
   // that `wants`.
   function page(name, load, every, wants) {
     let timer = null, debounce = null, stopped = false, busy = false;
+    const alive = () => !stopped;
     const run = async () => {
       if (stopped || busy) return;
       busy = true;
       try {
-        await load();
+        // A load that finds the page gone (the user moved on while it
+        // fetched) returns false and must not touch the DOM or the state.
+        if ((await load(alive)) !== false && !stopped) state.ready = true;
         state.error = null;
       } catch (e) {
+        if (stopped) return;
         state.error = String(e.message || e);
         const old = main.querySelector('.loaderr');
         if (old) old.remove();
@@ -160,8 +164,9 @@
   // Node: per dimension over the last hour, capacity, committed, soft
   // reserved and used, with the machine's own use beside them.
   function nodePage() {
-    return page('node', async () => {
+    return page('node', async (alive) => {
       const rep = await getJSON('/v1/dashboard/node');
+      if (!alive()) return false;
       const n = rep.node;
       destroyCharts();
       main.replaceChildren(
@@ -202,15 +207,15 @@
       const la = rep.loadavg_1m.length ? rep.loadavg_1m[rep.loadavg_1m.length - 1] : null;
       main.append(h('p', { class: 'legend-note', text: `Machine load average (1 min): ${num(la, 2)}. Committed: the hard limits of running tasks; soft reserved: the calendar's reservations of queued tasks now; used: what running tasks measurably use.` }));
       state.data = rep;
-      state.ready = true;
     }, 5000, () => true);
   }
 
   // Queue: running and queued tasks on a timeline of the calendar (the
   // Gantt of their reservations), then as a table.
   function queuePage() {
-    return page('queue', async () => {
+    return page('queue', async (alive) => {
       const rep = await getJSON('/v1/dashboard/live');
+      if (!alive()) return false;
       const now = new Date(rep.now).getTime() / 1000;
       const ts = rep.tasks;
       destroyCharts();
@@ -260,7 +265,6 @@
         { name: 'command', cls: 'argv', get: (t) => argv(t) },
       ], ts));
       state.data = rep;
-      state.ready = true;
     }, 5000, () => true);
   }
 
@@ -279,8 +283,9 @@
 
   // Tasks: the newest tasks.
   function tasksPage() {
-    return page('tasks', async () => {
+    return page('tasks', async (alive) => {
       const ts = await getJSON('/v1/tasks?limit=200');
+      if (!alive()) return false;
       destroyCharts();
       main.replaceChildren(h('h1', {}, 'Tasks ', h('span', { class: 'muted', text: `the ${ts.length} newest` })), table([
         { name: 'task', get: (t) => h('a', { href: '#/task/' + t.id, text: t.id }) },
@@ -294,7 +299,6 @@
         { name: 'command', cls: 'argv', get: (t) => argv(t) },
       ], ts));
       state.data = ts;
-      state.ready = true;
     }, 10000, () => true);
   }
 
@@ -314,8 +318,11 @@
   function taskPage(id) {
     const events = [];
     let shownState = null;
-    const p = page('task', async () => {
+    const p = page('task', async (alive) => {
+      const fetched0 = performance.now();
       const rep = await getJSON('/v1/dashboard/task/' + encodeURIComponent(id));
+      if (!alive()) return false;
+      const fetched1 = performance.now();
       const t = rep.task, c = rep.curve;
       shownState = t.state;
       destroyCharts();
@@ -413,7 +420,7 @@
       }
       state.data = rep;
       state.task = { id: t.id, state: t.state, samples: c.t.length, allocations: allocs.map((a) => a.reason) };
-      state.ready = true;
+      state.timing = { fetch_ms: fetched1 - fetched0, render_ms: performance.now() - fetched1, since_navigation_ms: performance.now() };
     }, 2000, (ev) => ev.task.id === id);
     // While the task runs, the page polls (samples and allocation
     // changes are not events); once it has ended, only events reload it.
@@ -465,8 +472,9 @@
   // Signatures: runs per signature, the model serving it, its recent
   // prediction error and slack.
   function signaturesPage() {
-    return page('signatures', async () => {
+    return page('signatures', async (alive) => {
       const sigs = await getJSON('/v1/dashboard/signatures');
+      if (!alive()) return false;
       destroyCharts();
       main.replaceChildren(h('h1', {}, 'Signatures ', h('span', { class: 'muted', text: `${sigs.length} among the newest tasks` })), table([
         { name: 'signature', get: (s) => h('span', { class: 'mono', title: s.signature, text: s.signature.slice(0, 12) }) },
@@ -484,7 +492,6 @@
         { name: 'command', cls: 'argv', get: (s) => (s.argv || []).join(' ') },
       ], sigs), h('p', { class: 'legend-note', text: `Error: |predicted median peak − measured peak| / measured peak; slack: 1 − mean use / mean hard limit held; both over each signature's ${20} newest succeeded runs.` }));
       state.data = sigs;
-      state.ready = true;
     }, 15000, (ev) => terminal(ev.task.state));
   }
 
@@ -499,6 +506,8 @@
     if (current) current.stop();
     destroyCharts();
     state.ready = false;
+    state.task = null;
+    state.timing = null;
     state.data = null;
     const hash = location.hash || '#/node';
     for (const [re, fn] of routes) {
@@ -514,8 +523,15 @@
   }
   window.addEventListener('hashchange', route);
 
+  // The event stream holds one of the browser's few connections to this
+  // host (six over HTTP/1.1): it is closed when the page is hidden for good
+  // or put in the back-forward cache, and opened again when it is shown.
+  let es = null;
+  window.addEventListener('pagehide', () => { if (es) { es.close(); es = null; } });
+  window.addEventListener('pageshow', (e) => { if (e.persisted && !es) connect(); });
+
   function connect() {
-    const es = new EventSource('/v1/events', { withCredentials: true });
+    es = new EventSource('/v1/events', { withCredentials: true });
     es.onopen = () => { liveEl.textContent = '● live'; liveEl.classList.add('on'); };
     es.onerror = () => { liveEl.textContent = '○ reconnecting'; liveEl.classList.remove('on'); };
     es.addEventListener('task', (e) => {
