@@ -10,8 +10,19 @@ import (
 	"strings"
 )
 
-// CookieName is the cookie a browser holds once it has shown the token.
+// CookieName is the cookie a browser holds once it has shown the token,
+// followed by "_" and the port it was served on: browsers share cookies
+// between the ports of a host, so each dashboard (one per daemon or per
+// `prescient dashboard` run) keeps its own, as Jupyter does.
 const CookieName = "prescient_dashboard"
+
+// cookieName is the gate's cookie for a request to host (host:port).
+func cookieName(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		return CookieName + "_" + host[i+1:]
+	}
+	return CookieName
+}
 
 // Gate lets a request through when it shows the token: as
 // "Authorization: Bearer TOKEN" (API clients), or, for reads (GET and
@@ -51,7 +62,7 @@ func (g *Gate) cookieOK(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
-	c, err := r.Cookie(CookieName)
+	c, err := r.Cookie(cookieName(r.Host))
 	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), g.cookie) == 1
 }
 
@@ -64,7 +75,7 @@ func (g *Gate) Wrap(h http.Handler) http.Handler {
 				Unauthorized(w)
 				return
 			}
-			http.SetCookie(w, &http.Cookie{Name: CookieName, Value: string(g.cookie), Path: "/",
+			http.SetCookie(w, &http.Cookie{Name: cookieName(r.Host), Value: string(g.cookie), Path: "/",
 				HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 			u := *r.URL
 			q := u.Query()

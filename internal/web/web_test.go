@@ -231,6 +231,7 @@ func TestGate(t *testing.T) {
 	h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
 	do := func(method, target string, mod func(*http.Request)) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, target, nil)
+		r.Host = "127.0.0.1:7071"
 		if mod != nil {
 			mod(r)
 		}
@@ -245,6 +246,9 @@ func TestGate(t *testing.T) {
 		t.Fatalf("token exchange: %d %q %+v", rec.Code, rec.Header().Get("Location"), cookies)
 	}
 	cookie := cookies[0]
+	if cookie.Name != CookieName+"_7071" {
+		t.Errorf("cookie %s, want one of the port's own", cookie.Name)
+	}
 	tests := []struct {
 		name, method, target string
 		mod                  func(*http.Request)
@@ -255,7 +259,8 @@ func TestGate(t *testing.T) {
 		{"token on a POST", http.MethodPost, "/v1/tasks?token=secret-token-0123456789", nil, http.StatusUnauthorized},
 		{"cookie", http.MethodGet, "/v1/node", func(r *http.Request) { r.AddCookie(cookie) }, http.StatusOK},
 		{"cookie on a POST", http.MethodPost, "/v1/tasks", func(r *http.Request) { r.AddCookie(cookie) }, http.StatusUnauthorized},
-		{"wrong cookie", http.MethodGet, "/v1/node", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: CookieName, Value: "x"}) }, http.StatusUnauthorized},
+		{"wrong cookie", http.MethodGet, "/v1/node", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: cookie.Name, Value: "x"}) }, http.StatusUnauthorized},
+		{"another port's cookie", http.MethodGet, "/v1/node", func(r *http.Request) { r.Host = "127.0.0.1:7072"; r.AddCookie(cookie) }, http.StatusUnauthorized},
 		{"bearer", http.MethodPost, "/v1/tasks", func(r *http.Request) { r.Header.Set("Authorization", "Bearer secret-token-0123456789") }, http.StatusOK},
 		{"wrong bearer", http.MethodGet, "/v1/node", func(r *http.Request) { r.Header.Set("Authorization", "Bearer secret") }, http.StatusUnauthorized},
 	}
