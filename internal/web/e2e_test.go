@@ -80,12 +80,10 @@ func hasCgroups() bool {
 
 // daemon is a prescient serve started by a test.
 type daemon struct {
-	t              testing.TB
-	dir, sock      string
-	cmd            *exec.Cmd
-	c              *api.Client
-	metricsAddr    string
-	listen, tokenF string
+	t         testing.TB
+	dir, sock string
+	cmd       *exec.Cmd
+	c         *api.Client
 }
 
 // startDaemon starts prescient serve on a temporary state directory and
