@@ -133,5 +133,11 @@ func socketProxy(sock string) http.Handler {
 		},
 		Transport:     tr,
 		FlushInterval: -1, // the event stream goes through as it comes
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return // the browser went away (a page left, a stream closed)
+			}
+			http.Error(w, "prescient dashboard: the daemon: "+err.Error(), http.StatusBadGateway)
+		},
 	}
 }
