@@ -6,13 +6,29 @@ PRESCIENT := $(BIN)/prescient
 GOBIN_ABS := $(abspath $(BIN))
 STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
+NFPM_VERSION        := v2.48.0
+PRESCIENT_VERSION   ?= 0.1.0+git$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all build run test soak lint bench fmt clean
+.PHONY: all build run test test-deps soak lint bench fmt clean web package
 
 all: build
 
-build:
+build: web
 	$(GO) build -o $(PRESCIENT) ./cmd/prescient
+
+# The dashboard's chart library: uPlot from the npm registry (the version
+# in web/package-lock.json), bundled into the binary with its licence
+# (internal/web/assets/vendor, embedded by go:embed). Without it the
+# dashboard works with tables only.
+WEB_VENDOR := internal/web/assets/vendor
+web: $(WEB_VENDOR)/uPlot.iife.min.js
+
+$(WEB_VENDOR)/uPlot.iife.min.js: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(WEB_VENDOR)
+	cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css $(WEB_VENDOR)/
+	cp web/node_modules/uplot/LICENSE $(WEB_VENDOR)/uPlot.LICENSE
+	touch $@
 
 # The main job on embedded defaults.
 run: build
@@ -23,7 +39,7 @@ run: build
 # several tests measure real CPU, memory, IO and network of real tasks, and on
 # a 2-core machine another package's tasks running beside them skew what they
 # measure. Tests within a package still run in parallel where they say so.
-test:
+test: web test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -p 1 -timeout 20m ./...
 	$(MAKE) test-k8s
@@ -34,6 +50,28 @@ test:
 # version (40 tasks, 4 kills) runs in make test.
 soak:
 	PRESCIENT_SOAK=full $(GO) test -race -count=1 -timeout 60m -run '^TestSoak$$' -v ./internal/daemon/
+
+# The .deb: the binary, the systemd unit, the default config (serve's
+# defaults as root, from --print-config), man pages and shell completions
+# generated from the command line, the example Prometheus and Grafana
+# files; built by nfpm (from the Go module proxy, into ./bin). Into dist/.
+package: web
+	mkdir -p dist
+	$(GO) build -trimpath -o dist/prescient ./cmd/prescient
+	rm -rf dist/man dist/completions
+	dist/prescient gendocs dist
+	gzip -9nf dist/man/*.1
+	env -u PRESCIENT_STATE_DIR -u PRESCIENT_SOCKET dist/prescient serve --state-dir /var/lib/prescient --print-config > dist/config.yaml
+	test -x $(BIN)/nfpm || GOBIN=$(GOBIN_ABS) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	rm -f dist/*.deb
+	PRESCIENT_VERSION=$(PRESCIENT_VERSION) PRESCIENT_ARCH=$$($(GO) env GOARCH) $(BIN)/nfpm package --config deploy/nfpm.yaml --packager deb --target dist/
+	@ls -l dist/*.deb
+
+# What the browser, Prometheus and package tests need (chromium and
+# prometheus from Debian, nfpm into ./bin); what cannot be installed is
+# said, and those tests skip saying why.
+test-deps:
+	./scripts/test-deps.sh
 
 lint: test
 	GOBIN=$(GOBIN_ABS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -50,7 +88,7 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf $(BIN) bench.txt
+	rm -rf $(BIN) bench.txt dist $(WEB_VENDOR) web/node_modules
 
 # The Kubernetes parts (k8s/, docs/kubernetes.md). k8s-up brings up a local
 # single-node cluster with Prescient installed (root; the cluster's binaries

@@ -192,6 +192,26 @@ func (c *Client) Node(ctx context.Context) (*NodeStatus, error) {
 	return &n, nil
 }
 
+// Live returns the caller's tasks not ended, with the scheduler's view
+// (reservations, allocations, use now): every running task and at most
+// limit queued ones (0: the daemon's default), running first, then
+// queued by planned start. It is the dashboard's data (GET
+// /v1/dashboard/live); a daemon started with --dashboard=false answers
+// 404.
+func (c *Client) Live(ctx context.Context, limit int) ([]Task, error) {
+	path := "/v1/dashboard/live"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	var r struct {
+		Tasks []Task `json:"tasks"`
+	}
+	if err := c.do(ctx, http.MethodGet, path, nil, &r); err != nil {
+		return nil, err
+	}
+	return r.Tasks, nil
+}
+
 // Logs streams a task's output: stream is "stdout" or "stderr". With
 // follow, the stream stays open until the task has ended and all its
 // output was sent. The caller closes the reader.

@@ -154,6 +154,9 @@ type Task struct {
 	Prediction  *Prediction  `json:"prediction,omitempty"`
 	Reservation *Reservation `json:"reservation,omitempty"`
 	Allocations []Allocation `json:"allocations,omitempty"`
+	// Usage is a running task's measured use at its last sample (the
+	// predict policy; absent before the first sample and once ended).
+	Usage *Amounts `json:"usage,omitempty"`
 	// LogsDropped says what of the task's output the daemon no longer
 	// has; nil: nothing was dropped (or the task has not ended yet).
 	LogsDropped *LogsDropped `json:"logs_dropped,omitempty"`

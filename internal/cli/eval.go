@@ -22,7 +22,9 @@ func newEvalCmd(g *globals) *cobra.Command {
 			if o.Format == "" || len(o.Train) == 0 {
 				return usageError{errors.New("eval needs --format and at least one --train file")}
 			}
-			o.Progress = g.stderr
+			pw := newProgress(g.stderr)
+			defer pw.Stop()
+			o.Progress = pw
 			err := eval.Run(cmd.Context(), o, g.stdout)
 			if errors.Is(err, trace.ErrMalformed) {
 				return &exitError{exitUsage, err}

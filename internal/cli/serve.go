@@ -21,6 +21,8 @@ func newServeCmd(g *globals) *cobra.Command {
 	var (
 		cfg         daemon.Config
 		cpu, memory string
+		configPath  string
+		printCfg    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -42,13 +44,31 @@ Capacity: --cpu and --memory cap what tasks may reserve; the default is the mach
 a system reserve (10% of the CPUs, at least 0.2 core; 10% of memory, 512 MiB to 4 GiB).
 A task reserves its declared --cpu/--memory, or 0.1 core and 64 MiB.
 
+Settings can come from a YAML file (--config; the packaged service uses
+/etc/prescient/config.yaml) whose keys are these flags' names; a flag on the command line
+overrides the file. --print-config prints the settings in force, as such a file, and exits.
+
+The dashboard (docs/dashboard.md) is served at /dashboard/ on the socket and on --listen
+(there the token file guards it: open /dashboard/?token=TOKEN once); prescient dashboard
+opens it on a loopback port for one user. --metrics-listen serves /metrics alone, without
+auth, for a Prometheus scraper.
+
 SIGINT or SIGTERM stops the daemon; running tasks go on, and the next daemon started on
 the same state directory picks them up.`,
 		Example: `  prescient serve
   prescient serve --socket-group prescient --cpu 8 --memory 16G
-  prescient serve --listen 127.0.0.1:7070 --token-file /etc/prescient/token`,
+  prescient serve --listen 127.0.0.1:7070 --token-file /etc/prescient/token
+  prescient serve --config /etc/prescient/config.yaml --print-config`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath != "" {
+				if err := applyConfig(cmd, configPath); err != nil {
+					return usageError{err}
+				}
+			}
+			if printCfg {
+				return printConfig(g.stdout, cmd)
+			}
 			if cpu != "" {
 				v, err := task.ParseCPU(cpu)
 				if err != nil {
@@ -109,6 +129,10 @@ the same state directory picks them up.`,
 	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token TCP callers must send")
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate for --listen")
 	fl.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key for --listen")
+	fl.StringVar(&cfg.MetricsListen, "metrics-listen", "", "also serve /metrics alone, without auth, on this TCP address (e.g. 127.0.0.1:9466)")
+	fl.BoolVar(&cfg.Dashboard, "dashboard", true, "serve the web dashboard at /dashboard/ (and its data under /v1/dashboard/)")
+	fl.StringVar(&configPath, "config", "", "read settings from this YAML file (keys: these flags' names; the command line overrides it)")
+	fl.BoolVar(&printCfg, "print-config", false, "print the settings in force as a config file and exit")
 	return cmd
 }
 

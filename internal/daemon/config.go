@@ -73,6 +73,12 @@ type Config struct {
 	Listen          string
 	TokenFile       string
 	TLSCert, TLSKey string
+	// MetricsListen, a TCP address, serves GET /metrics alone and without
+	// auth, for a Prometheus scraper. Empty: none.
+	MetricsListen string
+	// Dashboard serves the web dashboard (/dashboard/ and its data under
+	// /v1/dashboard/) on the socket and on Listen.
+	Dashboard bool
 	// CPU (cores) and MemoryMB cap what tasks may reserve; zero means the
 	// machine minus the system reserve (see Capacity).
 	CPU      float64

@@ -16,6 +16,7 @@ import (
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
 	"github.com/prescient-sched/prescient/internal/task"
+	"github.com/prescient-sched/prescient/internal/web"
 )
 
 // Daemon owns the accepted tasks, the policy that queues and sizes them,
@@ -45,6 +46,9 @@ type Daemon struct {
 	stopOnce   sync.Once
 	commitDone chan struct{} // closed when the committer has exited
 	loops      sync.WaitGroup
+
+	dashOnce sync.Once      // makes dash, the web dashboard (mountDashboard)
+	dash     *web.Dashboard // nil without Config.Dashboard
 
 	cmu   sync.Mutex     // guards conns
 	conns map[uint32]int // open unix socket connections by uid
@@ -131,6 +135,10 @@ func New(cfg Config) (*Daemon, error) {
 		defer d.mu.Unlock()
 		return float64(d.running)
 	})
+	cfg.Registerer.MustRegister(newNodeCollector(d.Node))
+	if ip, ok := d.pol.(instrumented); ok {
+		ip.instrument(d.m)
+	}
 	return d, nil
 }
 

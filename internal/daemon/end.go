@@ -98,6 +98,11 @@ func (d *Daemon) end(j *job, e task.End) {
 		return
 	}
 
+	if inPolicy {
+		if l, ok := limitsAtEnd(res.View); ok {
+			e.MemoryLimitMB = l.MemoryMB // the limit the kill happened at
+		}
+	}
 	d.mu.Lock()
 	r := j.rec
 	if o := e.Apply(r); o.Kind == task.KindOOM && res.Detail != "" {
@@ -229,4 +234,17 @@ func runPart(ss []resource.Sample, start time.Time) []resource.Sample {
 		}
 	}
 	return nil
+}
+
+// limitsAtEnd is what the task's cgroup had when its run ended: its last
+// allocation before the ones its end recorded.
+func limitsAtEnd(v sched.View) (task.Limits, bool) {
+	for i := len(v.Allocs) - 1; i >= 0; i-- {
+		switch v.Allocs[i].Reason {
+		case sched.ReasonRelease, sched.ReasonOOMRetry, sched.ReasonEvict, sched.ReasonLost:
+			continue
+		}
+		return v.Allocs[i].Limits, true
+	}
+	return task.Limits{}, false
 }

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -18,9 +17,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/prescient-sched/prescient/api"
+	"github.com/prescient-sched/prescient/internal/web"
 )
 
 // --- listeners -------------------------------------------------------------
@@ -85,17 +86,14 @@ func lookupGroup(g string) (int, error) {
 }
 
 // tcpAuth wraps h: a request needs "Authorization: Bearer <token>" equal
-// (in constant time) to the token file's content; the caller is then the
-// token file's owner.
+// (in constant time) to the token file's content — or, for reads by a
+// browser on the dashboard, the cookie it got by opening a URL with
+// ?token=<token> once (web.Gate); the caller is then the token file's
+// owner. Anything else answers 401.
 func tcpAuth(h http.Handler, token []byte, owner identity) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
-			writeError(w, &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "missing or wrong bearer token"})
-			return
-		}
+	return web.NewGate(token).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, owner)))
-	})
+	}))
 }
 
 // readToken reads the token file, which must not be readable by group or
@@ -205,6 +203,24 @@ func (d *Daemon) serve(ctx context.Context) error {
 			return nil
 		})
 		d.log.Info("serving", "tcp", ln.Addr().String(), "tls", tlsOn)
+	}
+	if d.cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", d.cfg.MetricsListen)
+		if err != nil {
+			d.stopLoops()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.cfg.Gatherer, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		d.log.Info("serving metrics", "tcp", ln.Addr().String())
 	}
 	g.Go(func() error {
 		<-gctx.Done()

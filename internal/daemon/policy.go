@@ -73,6 +73,10 @@ type Policy interface {
 	Counts() (queued, running int)
 }
 
+// instrumented is a Policy that counts into the daemon's metrics; New
+// hands them over once, before Run.
+type instrumented interface{ instrument(m *metrics) }
+
 // Queued is what a policy is told of a queued task.
 type Queued struct {
 	ID        string
@@ -156,6 +160,10 @@ func allocationsOf(v sched.View) []api.Allocation {
 // describe fills t from a scheduler view.
 func describe(v sched.View, t *api.Task) {
 	t.Prediction, t.Allocations, t.Retries = predictionOf(v), allocationsOf(v), v.Retries
+	if v.State == sched.Running && v.Used != (resource.Vector{}) {
+		u := amounts(v.Used)
+		t.Usage = &u
+	}
 	if v.State == sched.Queued {
 		r := &api.Reservation{Held: v.Reserved, Deferred: v.Deferred, Soft: amounts(v.ResPeak)}
 		if v.Reserved {

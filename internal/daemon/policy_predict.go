@@ -333,8 +333,15 @@ func (p *predictPolicy) Run(ctx context.Context) {
 		if p.newRuns.Swap(0) == 0 {
 			continue
 		}
-		if err := p.trainOnce(ctx); err != nil {
-			p.log.Warn("train models", "err", err)
+		t0 := time.Now()
+		p.log.Info("training models")
+		err := p.trainOnce(ctx)
+		if m := p.m.Load(); m != nil {
+			m.trainSecs.Observe(time.Since(t0).Seconds())
+			m.trainings.WithLabelValues(map[bool]string{true: "ok", false: "failed"}[err == nil]).Inc()
+		}
+		if err != nil {
+			p.log.Warn("train models", "err", err, "took", time.Since(t0).Round(time.Millisecond))
 			p.loadModels() // back to the last good set
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prescient-sched/prescient/api"
@@ -23,6 +24,7 @@ type schedPolicy struct {
 	sch  *sched.Scheduler
 	led  *ledger.Ledger
 	log  *slog.Logger
+	m    atomic.Pointer[metrics] // nil until instrument; read by the scheduler's callback
 }
 
 // newSchedPolicy builds the ledger and the scheduler for a node of the
@@ -39,15 +41,27 @@ func newSchedPolicy(name string, capacity resource.Vector, ctl Control, cfg sche
 	if err != nil {
 		return nil, err
 	}
-	cfg.Ledger, cfg.Log = led, log
+	p := &schedPolicy{name: name, led: led, log: log}
+	cfg.Ledger, cfg.Log, cfg.OnAllocation = led, log, p.onAllocation
 	if ctl != nil {
 		cfg.Executor = schedControl{ctl}
 	}
-	sch, err := sched.New(cfg)
-	if err != nil {
+	if p.sch, err = sched.New(cfg); err != nil {
 		return nil, err
 	}
-	return &schedPolicy{name: name, sch: sch, led: led, log: log}, nil
+	return p, nil
+}
+
+// instrument makes the policy count into m (allocations by reason, queue
+// waits, runs scored against their predictions).
+func (p *schedPolicy) instrument(m *metrics) { p.m.Store(m) }
+
+// onAllocation is the scheduler's OnAllocation: it runs under the
+// scheduler's lock and only counts.
+func (p *schedPolicy) onAllocation(reason string) {
+	if m := p.m.Load(); m != nil {
+		m.allocations.WithLabelValues(reason).Inc()
+	}
 }
 
 func (p *schedPolicy) Name() string { return p.name }
@@ -59,7 +73,15 @@ func (p *schedPolicy) Enqueue(q Queued) error {
 	return nil
 }
 
-func (p *schedPolicy) Schedule(n int) []sched.Start { return p.sch.Schedule(n) }
+func (p *schedPolicy) Schedule(n int) []sched.Start {
+	starts := p.sch.Schedule(n)
+	if m := p.m.Load(); m != nil {
+		for _, s := range starts {
+			m.queueWait.Observe(s.Waited.Seconds())
+		}
+	}
+	return starts
+}
 
 func (p *schedPolicy) Cancel(id string) bool { return p.sch.Cancel(id) }
 
@@ -89,6 +111,10 @@ func (p *schedPolicy) Finish(id string, r Run) sched.Result {
 		// Not running for the scheduler: never dispatched (a start that
 		// failed before Schedule) or already finished. Nothing is held.
 		p.log.Debug("scheduler finish", "task", id, "err", err)
+		return res
+	}
+	if !res.Requeued && r.End.Outcome().State == task.Succeeded {
+		p.m.Load().scoreRun(res.View, r.Task.Requests, r.Curve)
 	}
 	return res
 }

@@ -53,7 +53,9 @@ func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
 	if j.sampler == nil {
 		return
 	}
+	t0 := time.Now()
 	s := j.sampler.Sample(now)
+	d.m.sampleSecs.Observe(time.Since(t0).Seconds())
 	if last {
 		_ = j.sampler.Close()
 		j.sampler = nil

@@ -52,7 +52,9 @@ func TestSoak(t *testing.T) {
 	mark := "echo $PRESCIENT_TASK_ID >> " + marker
 	shapes := []shape{
 		{"quick", func(int) api.SubmitRequest { return spec("sh", "-c", mark+"; sleep 0.0"+fmt.Sprint(rng.IntN(9))) }, api.StateSucceeded},
-		{"slower", func(int) api.SubmitRequest { return spec("sh", "-c", fmt.Sprintf("sleep %d.%d; %s", rng.IntN(2), rng.IntN(10), mark)) }, api.StateSucceeded},
+		{"slower", func(int) api.SubmitRequest {
+			return spec("sh", "-c", fmt.Sprintf("sleep %d.%d; %s", rng.IntN(2), rng.IntN(10), mark))
+		}, api.StateSucceeded},
 		{"fails", func(int) api.SubmitRequest { return spec("sh", "-c", "exit 3") }, api.StateFailed},
 		// Declares 64 MB, takes 200 MB at once behind a shell: OOM-killed,
 		// then retried larger until it fits; the marker only on success.

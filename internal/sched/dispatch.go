@@ -216,6 +216,9 @@ func (s *Scheduler) enforced(e *entry) task.Limits {
 // (e.enf), what it holds in the ledger, why.
 func (s *Scheduler) record(e *entry, now time.Time, reason, detail string, softApplied bool) {
 	e.allocs = append(e.allocs, Allocation{At: now, Limits: e.enf, Held: e.limits.Vector(), SoftMemoryMB: e.soft, SoftApplied: softApplied, Reason: reason, Detail: detail})
+	if s.cfg.OnAllocation != nil {
+		s.cfg.OnAllocation(reason)
+	}
 	s.cfg.Log.Debug("allocation", "task", e.t.ID, "reason", reason, "held", e.limits.Vector().String(), "soft_mb", e.soft, "detail", detail)
 }
 

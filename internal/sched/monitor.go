@@ -218,9 +218,9 @@ func (s *Scheduler) apply(e *entry, v resource.Vector, now time.Time) error {
 
 // reclaim takes back up to mb of memory that other running tasks hold
 // above what they need, largest slack first, for e, which must grow; it
-// returns how much it freed. What a task needs is its use plus headroom
-// and, with a curve, what the curve says it will use over the next
-// MonitorWindow: a task's limit never goes under what it uses, nor under
+// returns how much it freed. What a task needs is its use plus headroom,
+// its sustained growth LeadTime ahead and, with a curve, what the curve
+// says it will use over the next MonitorWindow: a task's limit never goes under what it uses, nor under
 // a rise it is predicted to make (taking that would only move the OOM).
 // A task in its first MonitorWindow/2 is left alone: its use is still
 // ramping up.
@@ -235,7 +235,9 @@ func (s *Scheduler) reclaim(e *entry, mb float64, now time.Time) float64 {
 		if x == e || x.state != Running || x.evicting || !x.observed || now.Sub(x.start) < s.cfg.MonitorWindow/2 {
 			continue
 		}
-		keep := max(s.memRoom(x.used[m]), s.cfg.MinMemoryMB, x.floorMB)
+		// Its use plus room, and its sustained growth LeadTime ahead: a
+		// task that is growing needs what it grows into.
+		keep := max(s.memRoom(x.used[m]+x.memRate*s.cfg.LeadTime.Seconds()), s.cfg.MinMemoryMB, x.floorMB)
 		if !x.loose {
 			keep = max(keep, s.memRoom(x.curve.Window(now.Sub(x.start), s.cfg.MonitorWindow, true)[m]))
 		}

@@ -317,6 +317,10 @@ type Config struct {
 	// admission by what is committed, not by measured use. With a
 	// Predictor that knows nothing, it is the declared-requests policy.
 	Static bool
+	// OnAllocation, if set, is called with the reason of every allocation
+	// change as it is recorded (a metrics counter). It runs under the
+	// scheduler's lock: it must be quick and must not call the Scheduler.
+	OnAllocation func(reason string)
 }
 
 func (c *Config) validate() error {
