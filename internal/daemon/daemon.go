@@ -93,7 +93,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if d.signer, err = task.NewSigner(task.SignerConfig{
 		MaxEntries: cfg.Sign.MaxEntries, MaxCodeBytes: cfg.Sign.MaxCodeBytes, Timeout: cfg.Sign.Timeout,
-		Logger: cfg.Logger,
+		EnvAllow: cfg.EnvAllow, EnvDeny: cfg.EnvDeny, Logger: cfg.Logger,
 	}); err != nil {
 		return nil, err
 	}
