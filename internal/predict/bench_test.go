@@ -22,13 +22,13 @@ func benchEngine(b *testing.B) *Engine {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
-	e.AddRun(Features{Signature: "s", Code: "c"}, time.Unix(0, 0), samples(600, rng, 10))
+	e.AddRun(Run{Features: Features{Signature: "s", Code: "c"}, Start: time.Unix(0, 0), Samples: samples(600, rng, 10)})
 	for d := range resource.NumDims {
 		m, err := rnn.New(rnn.Config{Inputs: seqInputs, Hidden: defaultSeqHidden, Outputs: SeqHorizons * len(seqQuantiles), Seed: int64(d), Quantiles: seqQuantiles})
 		if err != nil {
 			b.Fatal(err)
 		}
-		e.SetSeq(d, NewSeq(m))
+		installSeq(e, d, NewSeq(m))
 	}
 	return e
 }
@@ -37,7 +37,7 @@ func benchEngine(b *testing.B) *Engine {
 // dimensions, four candidates each) on a live session.
 func BenchmarkPredict(b *testing.B) {
 	e := benchEngine(b)
-	s, err := e.Start(Features{Signature: "s"}, Load{})
+	s, err := e.Start(Features{Signature: "s"}, time.Time{}, Load{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func BenchmarkPredict(b *testing.B) {
 // BenchmarkObserve is the online update for one sample (all dimensions).
 func BenchmarkObserve(b *testing.B) {
 	e := benchEngine(b)
-	s, err := e.Start(Features{Signature: "s"}, Load{})
+	s, err := e.Start(Features{Signature: "s"}, time.Time{}, Load{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,8 +83,8 @@ func BenchmarkModelState(b *testing.B) {
 		rng := rand.New(rand.NewPCG(4, 4))
 		for i := range 1000 {
 			f := Features{Signature: string(rune('A'+i%26)) + string(rune(i)), Code: "c"}
-			e.AddRun(f, time.Unix(0, 0), samples(60, rng, 10))
-			s, err := e.Start(f, Load{})
+			e.AddRun(Run{Features: f, Start: time.Unix(0, 0), Samples: samples(60, rng, 10)})
+			s, err := e.Start(f, time.Time{}, Load{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -97,13 +97,9 @@ func BenchmarkModelState(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		state := len(models)
-		for _, c := range e.cost {
-			for d := range resource.NumDims {
-				state += 8 * len(c[d])
-			}
-			state += 16 + 64 // map key header and signature string
-		}
+		// The per-signature state as persisted (selector costs, online
+		// margins, whole-run scores and margins) plus the models.
+		state := len(models) + len(e.MarshalState())
 		var cache int
 		for _, st := range e.sigs {
 			for _, r := range st.runs {
@@ -160,4 +156,13 @@ func BenchmarkTrainGoogle2011(b *testing.B) {
 		}
 		wg.Wait()
 	}
+}
+
+// installSeq installs a sequence model for d in e's models (tests).
+func installSeq(e *Engine, d resource.Dim, s *Seq) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := *e.m
+	m.seq[d] = s
+	e.m = &m
 }
