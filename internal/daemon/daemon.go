@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prescient-sched/prescient/api"
@@ -38,6 +39,8 @@ type Daemon struct {
 	start  time.Time
 
 	capWarnings []string // what Capacity said of the operator's --cpu/--memory
+
+	node atomic.Pointer[profile.NodeSample] // the node's last sample (sampleLoop)
 
 	writes     chan *writeReq
 	wake       chan struct{}
