@@ -51,11 +51,12 @@ func newEvalCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.JSON, "json", false, "print the results as JSON")
 	// Hidden knobs of the engine, for experiments (docs/prediction.md).
 	var adapt, violation float64
-	var bins int
+	var bins, seqSteps int
+	f.IntVar(&seqSteps, "seq-steps", 0, "samples per dimension that train the sequence model")
 	f.Float64Var(&adapt, "adapt", 0, "step of the per-signature online margin of the short horizon (0: off)")
 	f.Float64Var(&violation, "violation", 0, "share of next-step samples the engine's margins allow above the allocation")
 	f.IntVar(&bins, "regime-bins", 0, "regimes of relative uncertainty of the served margin (negative: one margin)")
-	for _, n := range []string{"adapt", "violation", "regime-bins"} {
+	for _, n := range []string{"adapt", "violation", "regime-bins", "seq-steps"} {
 		_ = f.MarkHidden(n)
 	}
 	o.Tune = func(c *predict.Config) {
@@ -65,6 +66,9 @@ func newEvalCmd(g *globals) *cobra.Command {
 		}
 		if bins != 0 {
 			c.RegimeBins = bins
+		}
+		if seqSteps != 0 {
+			c.MaxSeqSteps = seqSteps
 		}
 	}
 	f.StringVar(&o.PlotPath, "plot", "", "write an SVG plot of slack against violations to this file")

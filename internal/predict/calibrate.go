@@ -62,33 +62,80 @@ func Replay(ctx context.Context, fc Forecaster, runs []ReplayRun, sc Scoring, pt
 // floor), for fc's MarginKind. It fails with ErrNoData when no step is
 // scored and when more than share of the steps have no spread to scale.
 func Calibrate(ctx context.Context, fc Forecaster, runs []ReplayRun, sc Scoring, share, floor float64) (float64, error) {
-	kind := fc.MarginKind()
-	var ratios []float64
-	pts := make([]Point, 1)
-	err := Replay(ctx, fc, runs, sc, pts, func(r *ReplayRun, t int, pts []Point) {
-		y := r.Values[t+1]
-		p := pts[0]
-		var num, den float64
-		if kind == Spread {
-			num, den = y-p.P50, p.Upper-p.P50
-			if y <= floor {
-				num, den = -1, 0 // covered by the floor whatever the margin
-			}
-		} else {
-			num, den = y, max(p.Upper, floor)
-		}
-		switch {
-		case den > 0:
-			ratios = append(ratios, num/den)
-		case num <= 0:
-			ratios = append(ratios, math.Inf(-1))
-		default:
-			ratios = append(ratios, math.Inf(1))
-		}
-	})
+	ms, errs, err := CalibrateAll(ctx, []Forecaster{fc}, runs, sc, share, floor)
 	if err != nil {
 		return 0, err
 	}
+	return ms[0], errs[0]
+}
+
+// CalibrateAll is Calibrate for several forecasters in one pass over the
+// runs: margins[i] and errs[i] are fcs[i]'s; err is the replay's (ctx).
+func CalibrateAll(ctx context.Context, fcs []Forecaster, runs []ReplayRun, sc Scoring, share, floor float64) (margins []float64, errs []error, err error) {
+	ratios := make([][]float64, len(fcs))
+	pts := make([]Point, 1)
+	for i := range runs {
+		if i%64 == 0 && ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		r := &runs[i]
+		for _, fc := range fcs {
+			fc.Begin(r.Ctx)
+		}
+		n := len(r.Values)
+		from := max(sc.First, r.ScoreFrom-1)
+		for t := 0; t <= n-1-sc.Tail; t++ {
+			var l loadVec
+			if t < len(r.Load) {
+				l = r.Load[t]
+			}
+			y := r.Values[min(t+1, n-1)]
+			for k, fc := range fcs {
+				if ls, ok := fc.(loadSetter); ok {
+					ls.setLoad(l)
+				}
+				fc.Observe(r.Values[t])
+				if t < from {
+					continue
+				}
+				fc.Forecast(pts)
+				ratios[k] = append(ratios[k], ratioOf(fc.MarginKind(), pts[0], y, floor))
+			}
+		}
+	}
+	margins, errs = make([]float64, len(fcs)), make([]error, len(fcs))
+	for k, fc := range fcs {
+		margins[k], errs[k] = marginOf(fc, ratios[k], sc, share)
+	}
+	return margins, errs, nil
+}
+
+// ratioOf is the margin that would just cover y from p: for a Spread
+// margin (y−P50)/(Upper−P50), for a multiplicative one y/max(Upper,
+// floor); −Inf when any margin covers it, +Inf when none does.
+func ratioOf(kind Margin, p Point, y, floor float64) float64 {
+	var num, den float64
+	if kind == Spread {
+		num, den = y-p.P50, p.Upper-p.P50
+		if y <= floor {
+			num, den = -1, 0 // covered by the floor whatever the margin
+		}
+	} else {
+		num, den = y, max(p.Upper, floor)
+	}
+	switch {
+	case den > 0:
+		return num / den
+	case num <= 0:
+		return math.Inf(-1)
+	default:
+		return math.Inf(1)
+	}
+}
+
+// marginOf is the margin the ratios call for at share.
+func marginOf(fc Forecaster, ratios []float64, sc Scoring, share float64) (float64, error) {
+	kind := fc.MarginKind()
 	if len(ratios) == 0 {
 		return 0, fmt.Errorf("calibrate %s: no scorable step (runs need > %d samples): %w", fc.Name(), sc.First+sc.Tail+1, ErrNoData)
 	}

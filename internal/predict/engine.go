@@ -121,10 +121,11 @@ type Config struct {
 	// the per-signature conformal margins calibrate (default 0.95, the
 	// ledger's).
 	WholeQ float64
-	// MaxTrainSteps bounds the samples per dimension that train the
-	// sequence model and calibrate the margins (default 400,000); runs are
-	// taken whole, in a seeded random order.
-	MaxTrainSteps int
+	// MaxTrainSteps bounds the samples per dimension that calibrate the
+	// margins (default 400,000), and MaxSeqSteps those of them that train
+	// the sequence model (default 200,000); runs are taken whole, in a
+	// seeded random order.
+	MaxTrainSteps, MaxSeqSteps int
 	// NoLoad leaves the node's load out of the learned models (an
 	// ablation): they are trained and run with its features at 0.
 	NoLoad bool
@@ -180,6 +181,9 @@ func (c *Config) validate() error {
 	if c.MaxTrainSteps == 0 {
 		c.MaxTrainSteps = 400_000
 	}
+	if c.MaxSeqSteps == 0 {
+		c.MaxSeqSteps = 200_000
+	}
 	switch {
 	case c.Step < time.Millisecond || c.Horizon < c.Step || c.WholeStep < c.Step:
 		return fmt.Errorf("step %v, horizon %v, whole step %v: %w", c.Step, c.Horizon, c.WholeStep, ErrConfig)
@@ -189,7 +193,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("prior margin %v: %w", c.PriorMargin, ErrConfig)
 	case !(c.Violation > 0 && c.Violation < 0.5) || !(c.WholeQ > 0.5 && c.WholeQ < 1):
 		return fmt.Errorf("violation share %v, whole-run quantile %v: %w", c.Violation, c.WholeQ, ErrConfig)
-	case !(c.MinAllocation >= 0) || c.Scoring.First < 0 || c.Scoring.Tail < 1 || c.MaxTrainSteps < 0 || !(c.Adapt >= 0):
+	case !(c.MinAllocation >= 0) || c.Scoring.First < 0 || c.Scoring.Tail < 1 || c.MaxTrainSteps < 0 || c.MaxSeqSteps < 0 || !(c.Adapt >= 0):
 		return fmt.Errorf("min allocation %v, scoring %+v, max train steps %d, adapt %v: %w", c.MinAllocation, c.Scoring, c.MaxTrainSteps, c.Adapt, ErrConfig)
 	}
 	m := make(map[string]float64, len(DefaultMargins))

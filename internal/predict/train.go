@@ -19,8 +19,13 @@ type TrainConfig struct {
 	Seq SeqConfig      // the next-step sequence model (Seq.MaxSteps: Config.MaxTrainSteps)
 	Run RunModelConfig // the whole-run model (Run.NoLoad: Config.NoLoad)
 	// Workers is how many dimensions are trained at once (default 1: the
-	// daemon trains on one core).
+	// daemon trains on one core). With one, everything runs on the
+	// caller's goroutine (and thread, which the daemon renices).
 	Workers int
+	// OnWorker, if set, is called first on each goroutine Train starts
+	// for a dimension when Workers > 1 (the daemon lowers its thread's
+	// priority there).
+	OnWorker func()
 }
 
 // TrainStats reports a Train call.
@@ -82,24 +87,39 @@ func (e *Engine) Train(ctx context.Context, cfg TrainConfig) (TrainStats, error)
 		}
 	}
 	errs := make([]error, resource.NumDims)
-	workers := max(cfg.Workers, 1)
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	for _, d := range dims {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			sd, err := e.trainDim(ctx, cfg, m, d, sigs, snap)
-			if err != nil {
-				errs[d] = fmt.Errorf("train %s: %w", d, err)
-				return
-			}
-			seeds[d] = seed{sd.cost, sd.theta}
-		}()
+	one := func(d resource.Dim) {
+		sd, err := e.trainDim(ctx, cfg, m, d, sigs, snap)
+		if err != nil {
+			errs[d] = fmt.Errorf("train %s: %w", d, err)
+			return
+		}
+		seeds[d] = seed{sd.cost, sd.theta}
 	}
-	wg.Wait()
+	if cfg.Workers <= 1 {
+		for _, d := range dims {
+			one(d)
+		}
+	} else {
+		next := make(chan resource.Dim, len(dims))
+		for _, d := range dims {
+			next <- d
+		}
+		close(next)
+		var wg sync.WaitGroup
+		for range min(cfg.Workers, len(dims)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if cfg.OnWorker != nil {
+					cfg.OnWorker()
+				}
+				for d := range next {
+					one(d)
+				}
+			}()
+		}
+		wg.Wait()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return st, err
 	}
@@ -247,7 +267,9 @@ func (e *Engine) trainDim(ctx context.Context, cfg TrainConfig, m *models, d res
 		seqRuns[i] = SeqRun{Ctx: r.Ctx, Values: r.Values, Load: r.Load}
 	}
 	sqc := cfg.Seq
-	sqc.MaxSteps = 0 // runs is within the budget already
+	if sqc.MaxSteps == 0 {
+		sqc.MaxSteps = e.cfg.MaxSeqSteps
+	}
 	seq, sst, err := TrainSeq(ctx, sqc, seqRuns)
 	switch {
 	case err == nil:
@@ -267,19 +289,23 @@ func (e *Engine) trainDim(ctx context.Context, cfg TrainConfig, m *models, d res
 		margins[k] = v
 	}
 	var cands []Calibrated
-	for _, fc := range fcs {
-		mg, err := Calibrate(ctx, fc, runs, e.cfg.Scoring, e.cfg.Violation, floor)
+	mgs, errs, err := CalibrateAll(ctx, fcs, runs, e.cfg.Scoring, e.cfg.Violation, floor)
+	if err != nil {
+		return dimSeed{}, err
+	}
+	for i, fc := range fcs {
+		mg := mgs[i]
 		switch {
-		case err == nil:
+		case errs[i] == nil:
 			margins[fc.Name()] = mg
-		case errors.Is(err, ErrNoData):
+		case errors.Is(errs[i], ErrNoData):
 			if fc == Forecaster(seq) {
 				seq = nil
 				continue
 			}
 			mg = margins[fc.Name()] // too little data: the default
 		default:
-			return dimSeed{}, err
+			return dimSeed{}, errs[i]
 		}
 		cands = append(cands, Calibrated{F: fc, Margin: mg, Floor: floor})
 	}
@@ -306,14 +332,16 @@ func (e *Engine) trainDim(ctx context.Context, cfg TrainConfig, m *models, d res
 			selMargin = mg
 		}
 	}
-	// Seed each signature's online margin and selector costs by serving
-	// its runs in order, as a session would have.
+	// With the online margin on, seed each signature's by serving its runs
+	// in order, as a session would have (the selector's costs follow).
 	sv := &served{sel: sel, regime: regime, selMargin: selMargin, floor: floor, adapt: e.cfg.Adapt, alpha: e.cfg.Violation, thetas: map[string]float64{}}
-	if err := Replay(ctx, sv, runs, Scoring{First: 0, Tail: 1}, pts, func(*ReplayRun, int, []Point) {}); err != nil {
-		return dimSeed{}, err
-	}
-	if sv.n > 0 {
-		sv.thetas[sv.id] = sv.theta
+	if e.cfg.Adapt > 0 {
+		if err := Replay(ctx, sv, runs, Scoring{First: 0, Tail: 1}, pts, func(*ReplayRun, int, []Point) {}); err != nil {
+			return dimSeed{}, err
+		}
+		if sv.n > 0 {
+			sv.thetas[sv.id] = sv.theta
+		}
 	}
 	m.seq[d], m.margin[d], m.regime[d], m.selMargin[d] = seq, margins, regime, selMargin
 	e.log.Info("calibrated", "dim", d, "runs", len(runs), "rows", len(rows), "margins", fmtMargins(margins), "regimes", regime != nil)
