@@ -50,13 +50,14 @@ func newEvalCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.Validate, "validate", false, "split the training part again and score on its later part (choose methods there; score the test part once)")
 	f.BoolVar(&o.JSON, "json", false, "print the results as JSON")
 	// Hidden knobs of the engine, for experiments (docs/prediction.md).
-	var adapt, violation float64
+	var adapt, violation, regimeCap float64
+	f.Float64Var(&regimeCap, "regime-cap", 0, "bound of each regime's margin, as a multiple of the single margin")
 	var bins, seqSteps int
 	f.IntVar(&seqSteps, "seq-steps", 0, "samples per dimension that train the sequence model")
 	f.Float64Var(&adapt, "adapt", 0, "step of the per-signature online margin of the short horizon (0: off)")
 	f.Float64Var(&violation, "violation", 0, "share of next-step samples the engine's margins allow above the allocation")
 	f.IntVar(&bins, "regime-bins", 0, "regimes of relative uncertainty of the served margin (negative: one margin)")
-	for _, n := range []string{"adapt", "violation", "regime-bins", "seq-steps"} {
+	for _, n := range []string{"adapt", "violation", "regime-bins", "seq-steps", "regime-cap"} {
 		_ = f.MarkHidden(n)
 	}
 	o.Tune = func(c *predict.Config) {
@@ -66,6 +67,9 @@ func newEvalCmd(g *globals) *cobra.Command {
 		}
 		if bins != 0 {
 			c.RegimeBins = bins
+		}
+		if regimeCap != 0 {
+			c.RegimeCap = regimeCap
 		}
 		if seqSteps != 0 {
 			c.MaxSeqSteps = seqSteps

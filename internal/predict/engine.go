@@ -105,6 +105,9 @@ type Config struct {
 	// served allocation's margin distinguishes (default 10; negative: one
 	// margin).
 	RegimeBins int
+	// RegimeCap bounds each regime's margin to this multiple of the one
+	// margin all rows would get (0 = no bound).
+	RegimeCap float64
 	// MinAllocation is every allocation's floor, as a fraction of the
 	// dimension's mean usage (default 0.01).
 	MinAllocation float64

@@ -324,7 +324,13 @@ func (e *Engine) trainDim(ctx context.Context, cfg TrainConfig, m *models, d res
 	}
 	var regime *RegimeMargin
 	if e.cfg.RegimeBins > 0 {
-		regime = FitRegimeMargin(rows, e.cfg.Violation, e.cfg.RegimeBins, floor)
+		capM := math.Inf(1)
+		if e.cfg.RegimeCap > 0 {
+			if one := FitRegimeMargin(rows, e.cfg.Violation, 1, floor); one != nil {
+				capM = e.cfg.RegimeCap * max(one.M[0], 0.1)
+			}
+		}
+		regime = FitRegimeMarginCapped(rows, e.cfg.Violation, e.cfg.RegimeBins, floor, capM)
 	}
 	selMargin := 0.0
 	if regime == nil && len(rows) > 0 {
