@@ -146,27 +146,28 @@ func (rm *RunModel) scratch() *runScratch {
 	return &runScratch{st: rm.m.NewState(), x: make([]float64, runInputs), out: make([]float64, runTargets*len(runQuantiles))}
 }
 
+// prefix returns the model's state after the steps that depend on runs
+// alone (all but the last, which reads the load now): what a signature's
+// cache keeps until a run is added.
+func (rm *RunModel) prefix(sc *runScratch, runs []runSummary, fl *runFloors) *rnn.State {
+	st := rm.m.NewState()
+	for k := 1; k < len(runs); k++ {
+		runInputsFor(sc.x, runs, k, runs[k].load, runs[k].input, fl, rm.noLoad)
+		rm.m.Step(st, sc.x, nil)
+	}
+	return st
+}
+
 // predict returns, for the run that follows runs (at least one) under load
 // now with input size in, the p50 and p95 log-ratios of each target to the
-// median over runs, in q[j][0] and q[j][1].
-func (rm *RunModel) predict(sc *runScratch, runs []runSummary, now loadVec, in float64, fl *runFloors) (q [runTargets][2]float64) {
-	rm.m.Reset(sc.st)
-	for k := 1; k <= len(runs); k++ {
-		l := now
-		if k < len(runs) {
-			l = runs[k].load
-		}
-		inK := in
-		if k < len(runs) {
-			inK = runs[k].input
-		}
-		runInputsFor(sc.x, runs, k, l, inK, fl, rm.noLoad)
-		var out []float64
-		if k == len(runs) {
-			out = sc.out
-		}
-		rm.m.Step(sc.st, sc.x, out)
+// median over runs, in q[j][0] and q[j][1]. pre is prefix(runs), or nil.
+func (rm *RunModel) predict(sc *runScratch, pre *rnn.State, runs []runSummary, now loadVec, in float64, fl *runFloors) (q [runTargets][2]float64) {
+	if pre == nil {
+		pre = rm.prefix(sc, runs, fl)
 	}
+	sc.st.CopyFrom(pre)
+	runInputsFor(sc.x, runs, len(runs), now, in, fl, rm.noLoad)
+	rm.m.Step(sc.st, sc.x, sc.out)
 	for j := range runTargets {
 		q[j][0], q[j][1] = sc.out[2*j], sc.out[2*j+1]
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/resource"
+	"github.com/prescient-sched/prescient/internal/rnn"
 )
 
 // models is what Train learns and calibrates, installed whole: sessions
@@ -51,6 +52,10 @@ type wholeStats struct {
 	p50, hi, mmax [resource.NumDims][]float64
 	durs          []float64
 	sums          []runSummary
+	// The run model's state after the runs (see RunModel.prefix), for
+	// model run; computed on first use.
+	run    *RunModel
+	runPre *rnn.State
 }
 
 func (e *Engine) statsOf(runs []pastRun) *wholeStats {
@@ -110,21 +115,27 @@ type wholeCand struct {
 	dur, durUp float64
 }
 
+// seqOK says whether the run model can predict after ws.
+func seqOK(ws *wholeStats, m *models) bool { return m.run != nil && len(ws.sums) > 0 }
+
 // candidates predicts a run after runs (history stats ws) under load now
 // with input size in, scaled by k: the history statistic and, when the run
-// model is trained, its correction. Under e.mu.
-func (e *Engine) candidates(ws *wholeStats, m *models, scr **runScratch, sc *[resource.NumDims]float64, now loadVec, in, k float64) (out [numCands]wholeCand) {
-	h := &out[candHistory]
-	h.ok, h.stretch = true, 1
-	h.dur = median(slices.Clone(ws.durs))
-	h.durUp = ws.durs[len(ws.durs)-1]
-	for d := range resource.NumDims {
-		if !e.cfg.Dims.Has(d) {
-			continue
+// model is trained, its correction; only those want asks for. Under e.mu
+// (or on Train's own states).
+func (e *Engine) candidates(ws *wholeStats, m *models, scr **runScratch, sc *[resource.NumDims]float64, now loadVec, in, k float64, want [numCands]bool) (out [numCands]wholeCand) {
+	if want[candHistory] {
+		h := &out[candHistory]
+		h.ok, h.stretch = true, 1
+		h.dur = median(slices.Clone(ws.durs))
+		h.durUp = ws.durs[len(ws.durs)-1]
+		for d := range resource.NumDims {
+			if !e.cfg.Dims.Has(d) {
+				continue
+			}
+			h.p50[d], h.upper[d] = scaled(ws.p50[d], k), scaled(ws.hi[d], k)
 		}
-		h.p50[d], h.upper[d] = scaled(ws.p50[d], k), scaled(ws.hi[d], k)
 	}
-	if m.run == nil || len(ws.sums) == 0 {
+	if !want[candSeq] || !seqOK(ws, m) {
 		return out
 	}
 	if *scr == nil {
@@ -134,7 +145,10 @@ func (e *Engine) candidates(ws *wholeStats, m *models, scr **runScratch, sc *[re
 	if e.cfg.NoLoad {
 		now = loadVec{}
 	}
-	q := m.run.predict(*scr, ws.sums, now, in, &fl)
+	if ws.run != m.run {
+		ws.run, ws.runPre = m.run, m.run.prefix(*scr, ws.sums, &fl)
+	}
+	q := m.run.predict(*scr, ws.runPre, ws.sums, now, in, &fl)
 	ref := refOf(ws.sums, &fl)
 	clampQ := func(x float64) float64 { return math.Exp(min(max(x, -3), 3)) }
 	s := &out[candSeq]
@@ -181,9 +195,9 @@ func (m *models) marginOf(st *sigState, c, j int) float64 {
 
 // choose is the whole-run candidate that serves signature st: the one
 // with the lower decayed pinball loss on its runs, else on every
-// signature's; history when the run model is missing or on a tie.
-func (e *Engine) choose(st *sigState, c *[numCands]wholeCand) int {
-	if !c[candSeq].ok {
+// signature's; history when the run model cannot predict or on a tie.
+func (e *Engine) choose(st *sigState, seq bool) int {
+	if !seq {
 		return candHistory
 	}
 	if st != nil && st.scored[candSeq] > 0 && st.scored[candHistory] > 0 {
@@ -228,14 +242,16 @@ func (e *Engine) wholeAs(f Features, at time.Time, l Load, force int) (Predictio
 	}
 	m := e.m
 	sc := e.scales(m)
-	cs := e.candidates(ws, m, &e.scratch, &sc, l.features(0), f.InputSize, k)
 	c := candHistory
 	switch {
-	case force >= 0 && cs[force].ok:
+	case force == candSeq && seqOK(ws, m):
 		c = force
 	case force < 0 && src == SourceExact:
-		c = e.choose(st, &cs)
+		c = e.choose(st, seqOK(ws, m))
 	}
+	var want [numCands]bool
+	want[c] = true
+	cs := e.candidates(ws, m, &e.scratch, &sc, l.features(0), f.InputSize, k, want)
 	w := &cs[c]
 	if src != SourceExact {
 		st = nil // pooled margins
@@ -280,7 +296,7 @@ func (g *globalScore) better(a, b int) bool {
 // own; AddRun under e.mu.
 func (e *Engine) scoreRun(m *models, scr **runScratch, sc *[resource.NumDims]float64, g *globalScore, st *sigState, runs []pastRun, r *pastRun, now loadVec) {
 	ws := e.statsOf(runs)
-	cs := e.candidates(ws, m, scr, sc, now, r.input, 1)
+	cs := e.candidates(ws, m, scr, sc, now, r.input, 1, [numCands]bool{true, true})
 	tau := e.cfg.WholeQ
 	for c := range numCands {
 		w := &cs[c]
