@@ -262,12 +262,14 @@ func BenchmarkTrain100k(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
+		c0 := cpuTime()
 		st, err := e.Train(context.Background(), TrainConfig{Seq: SeqConfig{Seed: 1}, Workers: workers})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(st.Runs), "runs")
 		b.ReportMetric(st.Took.Seconds(), "s/train")
+		b.ReportMetric((cpuTime() - c0).Seconds(), "cpu-s/train")
 	}
 }
 

@@ -2,4 +2,8 @@
 
 package predict
 
+import "time"
+
 func lowerThread() {}
+
+func cpuTime() time.Duration { return 0 }
