@@ -150,3 +150,17 @@ func FuzzParsePSI(f *testing.F) {
 	f.Add("some total=\n")
 	f.Fuzz(func(t *testing.T, s string) { parsePSI([]byte(s)) })
 }
+
+// BenchmarkNodeSampler is one sample of this machine's /proc: stat,
+// meminfo and the three pressure files.
+func BenchmarkNodeSampler(b *testing.B) {
+	n, err := NewNodeSampler("")
+	if err != nil {
+		b.Skip(err)
+	}
+	defer n.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		n.Sample(time.Now())
+	}
+}
