@@ -75,11 +75,7 @@ func (e *Engine) Train(ctx context.Context, cfg TrainConfig) (TrainStats, error)
 		m.scale[d] = max(runScale[d], 1e-9)
 		m.margin[d] = e.cfg.Margins
 	}
-	type seed struct {
-		cost  map[string][]float64
-		theta map[string]float64
-	}
-	var seeds [resource.NumDims]seed
+	var seeds [resource.NumDims]dimSeed
 	var dims []resource.Dim
 	for d := range resource.NumDims {
 		if e.cfg.Dims.Has(d) {
@@ -93,7 +89,7 @@ func (e *Engine) Train(ctx context.Context, cfg TrainConfig) (TrainStats, error)
 			errs[d] = fmt.Errorf("train %s: %w", d, err)
 			return
 		}
-		seeds[d] = seed{sd.cost, sd.theta}
+		seeds[d] = sd
 	}
 	if cfg.Workers <= 1 {
 		for _, d := range dims {
