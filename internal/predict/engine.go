@@ -219,7 +219,7 @@ type pastRun struct {
 	start  time.Time
 	input  float64
 	values [resource.NumDims][]float32 // float32 halves the cache; usage needs no more
-	load   []loadVec                   // per sample, own CPU subtracted; nil = unknown
+	load   []packedLoad                // per sample, own CPU subtracted; nil = unknown
 	sum    runSummary
 }
 
@@ -325,9 +325,9 @@ func (e *Engine) AddRun(r Run) {
 	}
 	if len(r.Load) > cut {
 		ld := r.Load[cut:]
-		pr.load = make([]loadVec, len(samples))
+		pr.load = make([]packedLoad, len(samples))
 		for i := range min(len(ld), len(samples)) {
-			pr.load[i] = ld[i].features(finite0(samples[i].CPU))
+			pr.load[i] = packLoad(ld[i].features(finite0(samples[i].CPU)))
 		}
 	}
 	pr.sum = summarize(&pr)
@@ -353,7 +353,7 @@ func (e *Engine) AddRun(r Run) {
 	if len(st.runs) > 0 {
 		now := loadVec{}
 		if len(pr.load) > 0 {
-			now = pr.load[0] // what was known when it started
+			now = pr.load[0].unpack() // what was known when it started
 		}
 		sc := e.scales(e.m)
 		e.scoreRun(e.m, &e.scratch, &sc, &e.g, st, st.runs, &pr, now)
@@ -374,7 +374,7 @@ func finite0(x float64) float64 {
 
 // summarize is what the run model reads of a run.
 func summarize(r *pastRun) runSummary {
-	s := runSummary{steps: float64(len(r.values[0])), input: r.input, load: meanLoad(r.load)}
+	s := runSummary{steps: float64(len(r.values[0])), input: r.input, load: meanPacked(r.load)}
 	for d := range resource.NumDims {
 		var sum, mx float64
 		for _, x := range r.values[d] {

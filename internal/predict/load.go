@@ -53,20 +53,53 @@ func clamp01(x float64) float32 {
 	return float32(min(max(x, 0), 1))
 }
 
-// meanLoad averages per-step load features.
-func meanLoad(v []loadVec) loadVec {
+// packedLoad is a loadVec as a finished run keeps it: each feature in
+// hundredths, 0…2.55 (the features' ranges lie within), a fifth of the
+// bytes.
+type packedLoad [NumLoad]uint8
+
+func packLoad(l loadVec) packedLoad {
+	var p packedLoad
+	for i, x := range l {
+		p[i] = uint8(min(max(math.Round(float64(x)*100), 0), 255))
+	}
+	return p
+}
+
+func (p packedLoad) unpack() loadVec {
+	var l loadVec
+	for i, x := range p {
+		l[i] = float32(x) / 100
+	}
+	return l
+}
+
+// unpackLoads unpacks a run's loads (nil stays nil).
+func unpackLoads(p []packedLoad) []loadVec {
+	if p == nil {
+		return nil
+	}
+	out := make([]loadVec, len(p))
+	for i, x := range p {
+		out[i] = x.unpack()
+	}
+	return out
+}
+
+// meanPacked averages a run's packed loads.
+func meanPacked(p []packedLoad) loadVec {
 	var s [NumLoad]float64
-	for _, x := range v {
+	for _, x := range p {
 		for i := range s {
 			s[i] += float64(x[i])
 		}
 	}
 	var out loadVec
-	if len(v) == 0 {
+	if len(p) == 0 {
 		return out
 	}
 	for i := range s {
-		out[i] = float32(s[i] / float64(len(v)))
+		out[i] = float32(s[i] / float64(len(p)) / 100)
 	}
 	return out
 }

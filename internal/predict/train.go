@@ -165,7 +165,7 @@ func (e *Engine) Train(ctx context.Context, cfg TrainConfig) (TrainStats, error)
 		for k := 1; k < len(runs); k++ {
 			var now loadVec
 			if len(runs[k].load) > 0 {
-				now = runs[k].load[0]
+				now = runs[k].load[0].unpack()
 			}
 			e.scoreRun(m, &scr, &m.scale, &g, s, runs[:k], &runs[k], now)
 		}
@@ -231,31 +231,37 @@ type dimSeed struct {
 func (e *Engine) trainDim(ctx context.Context, cfg TrainConfig, m *models, d resource.Dim, sigs []string, snap map[string][]pastRun) (dimSeed, error) {
 	sc := m.scale[d]
 	stepS := max(int64(e.cfg.Step/time.Second), 1)
-	var all []ReplayRun
+	type ref struct {
+		sig string
+		i   int
+	}
+	var all []ref
 	for _, sig := range sigs {
-		runs := snap[sig]
-		for i, r := range runs {
-			past := make([]Past, 0, i)
-			for _, p := range runs[:i] {
-				past = append(past, Past{Start: p.start.Unix(), Values: f64(p.values[d])})
-			}
-			rr := ReplayRun{
-				Ctx:    &RunContext{Identity: sig, Start: r.start.Unix(), StepS: stepS, Past: past, Scale: sc},
-				Values: f64(r.values[d]),
-			}
-			if !e.cfg.NoLoad {
-				rr.Load = r.load
-			}
-			all = append(all, rr)
+		for i := range snap[sig] {
+			all = append(all, ref{sig, i})
 		}
 	}
 	// The budget: whole runs in a seeded order, then back in signature
-	// and time order (the selector's costs follow each signature).
-	pick := budgetOrder(len(all), func(i int) int { return len(all[i].Values) }, e.cfg.MaxTrainSteps, cfg.Seq.Seed)
+	// and time order (the selector's costs follow each signature). Only
+	// the runs taken are unpacked.
+	pick := budgetOrder(len(all), func(k int) int { return len(snap[all[k].sig][all[k].i].values[d]) }, e.cfg.MaxTrainSteps, cfg.Seq.Seed)
 	slices.Sort(pick)
 	runs := make([]ReplayRun, len(pick))
-	for i, k := range pick {
-		runs[i] = all[k]
+	for j, k := range pick {
+		sr := snap[all[k].sig]
+		i := all[k].i
+		r := &sr[i]
+		past := make([]Past, 0, i)
+		for _, p := range sr[:i] {
+			past = append(past, Past{Start: p.start.Unix(), Values: f64(p.values[d])})
+		}
+		runs[j] = ReplayRun{
+			Ctx:    &RunContext{Identity: all[k].sig, Start: r.start.Unix(), StepS: stepS, Past: past, Scale: sc},
+			Values: f64(r.values[d]),
+		}
+		if !e.cfg.NoLoad {
+			runs[j].Load = unpackLoads(r.load)
+		}
 	}
 
 	seqRuns := make([]SeqRun, len(runs))
