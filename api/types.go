@@ -215,14 +215,49 @@ type NodeStatus struct {
 	Reserved int                 `json:"reserved,omitempty"` // queued tasks holding a soft reservation
 	// ModelVersion is the version of the trained sequence models the
 	// predictor serves (<state>/models/models-NNNNNN.bin); 0: none yet.
-	ModelVersion int       `json:"model_version,omitempty"`
-	Running      int       `json:"running"`
-	Queued       int       `json:"queued"`
-	MaxRunning   int       `json:"max_running"`
-	MaxQueue     int       `json:"max_queue"`
-	Policy       string    `json:"policy"`
-	PID          int       `json:"pid"`
-	StartedAt    time.Time `json:"started_at"`
+	ModelVersion int `json:"model_version,omitempty"`
+	// Load is the whole node's load (every process, not only tasks) at
+	// the daemon's last sampling tick; nil before the first.
+	Load       *NodeLoad `json:"load,omitempty"`
+	Running    int       `json:"running"`
+	Queued     int       `json:"queued"`
+	MaxRunning int       `json:"max_running"`
+	MaxQueue   int       `json:"max_queue"`
+	Policy     string    `json:"policy"`
+	PID        int       `json:"pid"`
+	StartedAt  time.Time `json:"started_at"`
+}
+
+// NodeLoad is the node's load from /proc: each group is nil when the
+// kernel does not give it (CPU needs two ticks; pressure needs PSI).
+type NodeLoad struct {
+	Time   time.Time   `json:"time"`
+	CPU    *NodeCPU    `json:"cpu,omitempty"`
+	Memory *NodeMemory `json:"memory,omitempty"`
+	// Runnable and Blocked are threads runnable now and waiting on IO.
+	Runnable *float64 `json:"runnable,omitempty"`
+	Blocked  *float64 `json:"blocked,omitempty"`
+	// Pressure is PSI by resource ("cpu", "memory", "io"): the share of
+	// the last interval in which some or all non-idle tasks stalled.
+	Pressure map[string]Pressure `json:"pressure,omitempty"`
+}
+
+// NodeCPU is the node's CPUs and how many were busy over the interval.
+type NodeCPU struct {
+	Cores     float64 `json:"cores"`
+	BusyCores float64 `json:"busy_cores"`
+}
+
+// NodeMemory is /proc/meminfo's MemTotal and MemAvailable.
+type NodeMemory struct {
+	TotalMB     float64 `json:"total_mb"`
+	AvailableMB float64 `json:"available_mb"`
+}
+
+// Pressure is one PSI resource's stall shares (0…1).
+type Pressure struct {
+	Some float64 `json:"some"`
+	Full float64 `json:"full"`
 }
 
 // Event is one Server-Sent Event of GET /v1/events ("event: task").

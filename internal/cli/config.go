@@ -79,6 +79,23 @@ func applyConfig(cmd *cobra.Command, path string) error {
 			return fmt.Errorf("%w %s:%d: %q set twice", errConfigFile, path, k.Line, k.Value)
 		}
 		seen[k.Value] = true
+		if sv, ok := f.Value.(pflag.SliceValue); ok && v.Kind == yaml.SequenceNode {
+			// A repeatable flag takes a list, every item a scalar.
+			var items []string
+			for _, it := range v.Content {
+				if it.Kind != yaml.ScalarNode {
+					return fmt.Errorf("%w %s:%d: %s: want a list of single values", errConfigFile, path, it.Line, k.Value)
+				}
+				items = append(items, it.Value)
+			}
+			if f.Changed {
+				continue // the command line wins
+			}
+			if err := sv.Replace(items); err != nil {
+				return fmt.Errorf("%w %s:%d: %s: %w", errConfigFile, path, v.Line, k.Value, err)
+			}
+			continue
+		}
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%w %s:%d: %s: want a single value", errConfigFile, path, v.Line, k.Value)
 		}
@@ -104,6 +121,14 @@ func printConfig(w io.Writer, cmd *cobra.Command) error {
 	for _, f := range configFlags(cmd) {
 		k := &yaml.Node{Kind: yaml.ScalarNode, Value: f.Name, HeadComment: strings.TrimSpace(f.Usage)}
 		v := &yaml.Node{Kind: yaml.ScalarNode, Value: f.Value.String()}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			v = &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+			for _, it := range sv.GetSlice() {
+				v.Content = append(v.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: it})
+			}
+			m.Content = append(m.Content, k, v)
+			continue
+		}
 		switch f.Value.Type() {
 		case "bool":
 			v.Tag = "!!bool"

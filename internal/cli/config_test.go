@@ -24,7 +24,7 @@ func TestConfigRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	first, errOut, code := runCLI(t, "serve", "--state-dir", state, "--max-running", "7", "--interval", "500ms",
-		"--memory", "2G", "--policy", "fit", "--socket-group", "", "--print-config")
+		"--memory", "2G", "--policy", "fit", "--socket-group", "", "--env-deny", "CI_*", "--env-deny", "X", "--print-config")
 	if code != 0 {
 		t.Fatalf("print-config: exit %d: %s", code, errOut)
 	}
@@ -44,7 +44,7 @@ func TestConfigRoundTrip(t *testing.T) {
 	}
 	serve.Flags().VisitAll(check)
 	root.PersistentFlags().VisitAll(check)
-	for _, want := range []string{"max-running: 7\n", "interval: 500ms\n", "memory: 2G\n", "policy: fit\n", `socket-group: ""` + "\n", "state-dir: " + state + "\n"} {
+	for _, want := range []string{"max-running: 7\n", "interval: 500ms\n", "memory: 2G\n", "policy: fit\n", `socket-group: ""` + "\n", "state-dir: " + state + "\n", "env-deny: [CI_*, X]\n", "env-allow: []\n"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("--print-config lacks %q:\n%s", want, first)
 		}
@@ -76,6 +76,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad value", "max-running: many\n", "max-running"},
 		{"not a mapping", "- a\n- b\n", "want a mapping"},
 		{"list value", "policy: [fit]\n", "want a single value"},
+		{"nested list", "env-deny: [[a]]\n", "want a list of single values"},
 		{"twice", "policy: fit\npolicy: predict\n", "set twice"},
 	}
 	for _, tc := range tests {

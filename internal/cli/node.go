@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,7 +20,11 @@ func newNodeCmd(g *globals) *cobra.Command {
 		Long: `Node prints what the daemon's scheduler sees, per dimension (cpu cores, memory MB,
 block IO ops/s, network Mbps): the capacity tasks may use, what running tasks hold as
 hard limits (committed), what queued tasks hold as soft reservations now and at their
-peak over the planning horizon, and what running tasks measurably use; then the queue.
+peak over the planning horizon, and what running tasks measurably use; then the queue;
+then the whole node's load at the daemon's last sampling tick, every process counted
+(/proc/stat CPU busy, MemAvailable, runnable and blocked threads, and where the kernel
+has it PSI pressure for cpu, memory and io), which the daemon also records into its
+time-series store every tick and gives the predictor as an input.
 With --json it prints the body of GET /v1/node.`,
 		Example: "  prescient node\n  prescient node --json | jq .dims.memory",
 		Args:    cobra.NoArgs,
@@ -67,6 +73,7 @@ func printNode(g *globals, n *api.NodeStatus) {
 		fmt.Fprintf(w, " (%d holding a soft reservation)", n.Reserved)
 	}
 	fmt.Fprintln(w)
+	printLoad(w, n.Load)
 	if n.Policy == "predict" {
 		if n.ModelVersion > 0 {
 			fmt.Fprintf(w, "sequence models: version %d\n", n.ModelVersion)
@@ -74,6 +81,40 @@ func printNode(g *globals, n *api.NodeStatus) {
 			fmt.Fprintln(w, "sequence models: none trained yet (history and baselines serve)")
 		}
 	}
+}
+
+// printLoad prints the whole node's load (all processes).
+func printLoad(w io.Writer, l *api.NodeLoad) {
+	if l == nil {
+		return
+	}
+	var parts []string
+	if c := l.CPU; c != nil {
+		parts = append(parts, fmt.Sprintf("cpu %.2f of %.0f cores busy", c.BusyCores, c.Cores))
+	}
+	if m := l.Memory; m != nil {
+		parts = append(parts, fmt.Sprintf("memory %.0f of %.0f MB available", m.AvailableMB, m.TotalMB))
+	}
+	if l.Runnable != nil {
+		parts = append(parts, fmt.Sprintf("%.0f runnable, %.0f blocked", *l.Runnable, deref(l.Blocked)))
+	}
+	fmt.Fprintf(w, "node load (all processes, %s): %s\n", l.Time.Format("15:04:05"), strings.Join(parts, "; "))
+	if len(l.Pressure) > 0 {
+		var ps []string
+		for _, k := range []string{"cpu", "memory", "io"} {
+			if p, ok := l.Pressure[k]; ok {
+				ps = append(ps, fmt.Sprintf("%s some %.1f%% full %.1f%%", k, 100*p.Some, 100*p.Full))
+			}
+		}
+		fmt.Fprintf(w, "pressure (PSI, share of the last interval stalled): %s\n", strings.Join(ps, ", "))
+	}
+}
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // printSched prints what the predictive scheduler planned and changed.

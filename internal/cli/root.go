@@ -106,7 +106,7 @@ Examples:
 	pf.BoolVar(&g.local, "local", false, "run, show and history work on the state directory directly, without a daemon")
 	root.AddCommand(newRunCmd(g), newShowCmd(g), newHistoryCmd(g), newWorkloadCmd(g),
 		newEvalCmd(g), newServeCmd(g), newShimCmd(g), newSubmitCmd(g), newPsCmd(g), newLogsCmd(g), newCancelCmd(g),
-		newNodeCmd(g), newDashboardCmd(g), newGendocsCmd(g), newTopCmd(g))
+		newNodeCmd(g), newDashboardCmd(g), newGendocsCmd(g), newTopCmd(g), newSignatureCmd(g))
 	wrapArgs(root)
 	return root
 }

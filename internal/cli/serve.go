@@ -23,6 +23,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		cpu, memory string
 		configPath  string
 		printCfg    bool
+		env         envFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -35,6 +36,9 @@ that outlives a daemon crash, profiles them into the store, and serves the HTTP/
 and a submit is signed with that user's rights: a program or input they cannot read is
 refused as their shell would refuse it. --sign-max-entries, --sign-max-code-bytes and
 --sign-timeout bound the work of signing one submit (docs/signature.md, "Whose rights").
+--env-allow, --env-deny and --no-default-env-deny choose the environment variables that
+enter signatures; the default deny list leaves out terminals, login sessions and the
+per-run variables of CI systems and batch schedulers (prescient signature shows it).
 
 TCP is off unless --listen is given; it then needs --token-file (a bearer token, file mode
 0600, whose owner is who TCP callers act as), and a non-loopback address needs
@@ -83,6 +87,7 @@ the same state directory picks them up.`,
 				}
 				cfg.MemoryMB = float64(b) / (1 << 20)
 			}
+			cfg.EnvAllow, cfg.EnvDeny = env.lists()
 			cfg.StateDir = g.stateDir
 			cfg.Socket = g.socket
 			if cfg.Socket == "" {
@@ -125,6 +130,7 @@ the same state directory picks them up.`,
 	fl.Int64Var(&cfg.Sign.MaxCodeBytes, "sign-max-code-bytes", task.DefaultMaxCodeBytes, "most bytes of code (program and script) hashed to sign one submit")
 	fl.DurationVar(&cfg.Sign.Timeout, "sign-timeout", task.DefaultTimeout, "most time spent signing one submit")
 	fl.Int64Var(&cfg.LogTotalBytes, "log-total-bytes", daemon.DefaultLogTotalBytes, "cap on all tasks' logs: beyond it the logs of ended tasks are removed, oldest first (negative: no cap)")
+	env.register(cmd)
 	fl.StringVar(&cfg.Listen, "listen", "", "also serve TCP on this address (needs --token-file)")
 	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token TCP callers must send")
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate for --listen")

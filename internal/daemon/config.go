@@ -126,6 +126,10 @@ type Config struct {
 	// Sign bounds the work of signing one submit, which the daemon does
 	// with the caller's rights.
 	Sign SignLimits
+	// EnvAllow and EnvDeny filter the environment variables that enter
+	// signatures (task.SignerConfig's fields of the same names): nil
+	// EnvDeny is task.DefaultEnvDeny().
+	EnvAllow, EnvDeny []string
 	// CgroupRoot is the executor's root cgroup name (default "prescient").
 	CgroupRoot string
 	// ShimCommand starts a shim: the run directory is appended. Default:

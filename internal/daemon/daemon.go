@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prescient-sched/prescient/api"
@@ -39,6 +40,8 @@ type Daemon struct {
 	start  time.Time
 
 	capWarnings []string // what Capacity said of the operator's --cpu/--memory
+
+	node atomic.Pointer[profile.NodeSample] // the node's last sample (sampleLoop)
 
 	writes     chan *writeReq
 	wake       chan struct{}
@@ -97,7 +100,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if d.signer, err = task.NewSigner(task.SignerConfig{
 		MaxEntries: cfg.Sign.MaxEntries, MaxCodeBytes: cfg.Sign.MaxCodeBytes, Timeout: cfg.Sign.Timeout,
-		Logger: cfg.Logger,
+		EnvAllow: cfg.EnvAllow, EnvDeny: cfg.EnvDeny, Logger: cfg.Logger,
 	}); err != nil {
 		return nil, err
 	}

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/prescient-sched/prescient/api"
 	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/predict"
+	"github.com/prescient-sched/prescient/internal/profile"
 	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/sched"
 	"github.com/prescient-sched/prescient/internal/store"
@@ -43,8 +46,17 @@ type SchedConfig struct {
 	MaxHistory int
 }
 
-// modelsDir holds the persisted models, models-NNNNNN.bin, newest highest.
-const modelsDir = "models"
+// modelsDir holds the persisted models, models-NNNNNN.bin, newest highest,
+// and stateFile, what the predictor learned per signature online.
+const (
+	modelsDir = "models"
+	stateFile = "state.bin"
+)
+
+// loadRingSize is how many of the node's recent loads are kept for the
+// runs that end (at the default interval, 2¼ hours; a longer run takes
+// the oldest kept for its earlier samples).
+const loadRingSize = 8192
 
 // predictPolicy plans, starts and follows tasks by their predicted curves:
 // the scheduler is fed the predictor's whole-run curve at enqueue and, on
@@ -62,6 +74,13 @@ type predictPolicy struct {
 	newRuns      atomic.Int64 // finished runs since the last training
 	modelVersion atomic.Int64 // written by the trainer (and at load); read by Node
 
+	// The node's load: measured at the last tick, and planned for the
+	// window ahead (measured plus the soft reservations due now), which
+	// the enqueue-time prediction reads.
+	load    atomic.Pointer[predict.Load]
+	planned atomic.Pointer[predict.Load]
+	loads   *loadRing
+
 	mu       sync.Mutex // guards sessions
 	sessions map[string]*predict.Session
 }
@@ -76,18 +95,20 @@ func newPredictPolicy(capacity resource.Vector, ctl Control, st *store.Store, st
 	if sc.MaxHistory <= 0 {
 		sc.MaxHistory = 4096
 	}
-	step := interval // one predictor step per sample
-	eng, err := predict.NewEngine(predict.Config{Step: step, WholeStep: max(sc.WholeStep.Round(step), step)}, log)
+	// One predictor step per sample.
+	eng, err := predict.NewEngine(predict.DaemonConfig(interval, sc.WholeStep), log)
 	if err != nil {
 		return nil, fmt.Errorf("predictor: %w", err)
 	}
-	p := &predictPolicy{eng: eng, st: st, stateDir: stateDir, cfg: sc, ctl: ctl, sessions: map[string]*predict.Session{}}
+	p := &predictPolicy{eng: eng, st: st, stateDir: stateDir, cfg: sc, ctl: ctl, sessions: map[string]*predict.Session{}, loads: newLoadRing(loadRingSize)}
+	p.load.Store(&predict.Load{})
+	p.planned.Store(&predict.Load{})
 	p.window = sc.MonitorWindow
 	if p.window <= 0 {
 		p.window = sched.DefaultMonitorWindow
 	}
 	base, err := newSchedPolicy(PolicyPredict, capacity, ctl, sched.Config{
-		Predictor: enginePredictor{eng}, CommitWindow: sc.CommitWindow, MonitorWindow: sc.MonitorWindow,
+		Predictor: enginePredictor{eng, &p.planned}, CommitWindow: sc.CommitWindow, MonitorWindow: sc.MonitorWindow,
 		RetryLimit: sc.RetryLimit, PlanDepth: sc.PlanDepth,
 		MinCPU: 0.1, // a task's own start-up (page faults, runtime init) needs more than a sliver
 	}, log)
@@ -95,24 +116,48 @@ func newPredictPolicy(capacity resource.Vector, ctl Control, st *store.Store, st
 		return nil, err
 	}
 	p.schedPolicy = base
-	p.loadHistory()
 	p.loadModels()
+	p.loadHistory()
+	p.loadFloors()
+	p.loadState()
 	return p, nil
 }
 
 // enginePredictor adapts predict.Engine to sched.Predictor: the whole-run
-// curve of the signature's history (or, through the cold-start chain, of
-// the same code). A signature known only through the global prior gets no
-// curve: its declared requests are the better guess.
-type enginePredictor struct{ eng *predict.Engine }
+// curve the engine sizes a run of the signature with before it starts —
+// under the load planned for the node now — from the whole-run model that
+// scores best on the signature's runs (history statistics or the run-level
+// sequence model), with the signature's conformal margin; through the
+// cold-start chain, from the same code. A signature known only through the
+// global prior gets no curve: its declared requests are the better guess.
+// The model is named "<history|seq>/<source>".
+type enginePredictor struct {
+	eng     *predict.Engine
+	planned *atomic.Pointer[predict.Load]
+}
 
 func (p enginePredictor) Predict(f sched.Features) (ledger.Curve, string) {
-	pr, err := p.eng.Predict(context.Background(), predict.Query{Features: predict.Features{
-		Signature: f.Signature, Code: f.Code, InputSize: f.InputSize, InputType: f.InputType}})
+	pr, err := p.eng.Whole(predict.Features{Signature: f.Signature, Code: f.Code, InputSize: f.InputSize, InputType: f.InputType},
+		time.Now(), *p.planned.Load())
 	if err != nil || pr.Source == predict.SourcePrior {
 		return ledger.Curve{}, ""
 	}
-	return curveOf(pr), "history/" + string(pr.Source)
+	return curveOf(pr), pr.Model + "/" + string(pr.Source)
+}
+
+var _ nodeObserver = (*predictPolicy)(nil)
+
+// ObserveNode takes the node's load of this tick: for the live sessions,
+// the runs that end, and the load planned for runs enqueued now.
+func (p *predictPolicy) ObserveNode(s profile.NodeSample) {
+	l := loadOf(s)
+	p.load.Store(&l)
+	p.loads.add(s.Time, l)
+	u := p.sch.Usage()
+	planned := l
+	planned.CPU += u.SoftNow[resource.CPU] // runs the plan starts now
+	planned.Running = u.Running
+	p.planned.Store(&planned)
 }
 
 // curveOf converts a prediction's whole-run curves to a ledger curve.
@@ -130,8 +175,16 @@ func curveOf(pr predict.Prediction) ledger.Curve {
 	if pr.UpperQ > 0.5 && pr.UpperQ < 1 {
 		c.HiQ = pr.UpperQ
 	}
-	for i := 0; i < n; i += per {
-		st := ledger.Step{Dur: step * time.Duration(min(per, n-i))}
+	// The reservation lasts the upper duration: the last bucket is cut
+	// there (a 5 s run in 10 s buckets holds 5 s, not 10).
+	total := step * time.Duration(n)
+	if d := pr.DurationUpper; d > 0 && d < total {
+		total = d
+	}
+	var off time.Duration
+	for i := 0; i < n && off < total; i += per {
+		st := ledger.Step{Dur: min(step*time.Duration(min(per, n-i)), total-off)}
+		off += st.Dur
 		for d := range resource.NumDims {
 			w := pr.Whole[d]
 			for k := i; k < min(i+per, len(w.P50)); k++ {
@@ -164,11 +217,10 @@ func (p *predictPolicy) Started(id string, q Queued) {
 			}
 		}
 	}
-	u := p.sch.Usage()
-	load := predict.Load{CPU: u.Used[resource.CPU] / u.Capacity[resource.CPU], Memory: u.Used[resource.Memory] / u.Capacity[resource.Memory], Running: u.Running}
-	s, err := p.eng.Start(predict.Features{Signature: q.Signature, Code: q.Code, InputSize: q.InputSize}, load)
+	s, err := p.eng.Start(predict.Features{Signature: q.Signature, Code: q.Code, InputSize: q.InputSize}, time.Now(), *p.planned.Load())
 	if err != nil {
-		return // nothing known of the signature: the scheduler follows the requests
+		p.log.Debug("predictor session", "task", id, "err", err)
+		return
 	}
 	p.mu.Lock()
 	if old := p.sessions[id]; old != nil {
@@ -184,6 +236,7 @@ func (p *predictPolicy) Observe(id string, s resource.Sample) {
 	var ahead resource.Vector
 	p.mu.Lock()
 	if sess := p.sessions[id]; sess != nil {
+		sess.SetLoad(*p.load.Load())
 		sess.Observe(s)
 		pr := sess.Predict(p.window)
 		for dim := range resource.NumDims {
@@ -207,7 +260,12 @@ func (p *predictPolicy) Finish(id string, r Run) sched.Result {
 	res := p.schedPolicy.Finish(id, r)
 	if !res.Requeued && len(r.Curve) > 0 && r.End.Outcome().State == task.Succeeded {
 		q := r.Task
-		p.eng.AddRun(predict.Features{Signature: q.Signature, Code: q.Code, InputSize: q.InputSize}, r.End.StartedAt, r.Curve)
+		ts := make([]time.Time, len(r.Curve))
+		for i, x := range r.Curve {
+			ts[i] = x.Time
+		}
+		p.eng.AddRun(predict.Run{Features: predict.Features{Signature: q.Signature, Code: q.Code, InputSize: q.InputSize},
+			Start: r.End.StartedAt, Samples: r.Curve, Load: p.loads.loadsAt(ts)})
 		p.newRuns.Add(1)
 	}
 	return res
@@ -219,44 +277,34 @@ func (p *predictPolicy) Node(n *api.NodeStatus) {
 }
 
 // loadHistory feeds the predictor the newest succeeded runs, at most
-// MaxRuns per signature (the engine keeps no more), oldest first.
+// MaxRuns per signature (the engine keeps no more), oldest first, with the
+// node's load during each.
 func (p *predictPolicy) loadHistory() {
-	recs, err := p.st.Tasks.List(store.Filter{State: task.Succeeded, Limit: p.cfg.MaxHistory})
+	runs, err := History(p.st, p.cfg.MaxHistory, p.eng.Config().MaxRuns)
 	if err != nil {
 		p.log.Warn("load history", "err", err)
 		return
 	}
-	per := map[string]int{}
-	var keep []*task.Record
-	for _, r := range recs { // newest first
-		if r.StartedAt == nil || per[r.Signature] >= 8 {
-			continue
-		}
-		per[r.Signature]++
-		keep = append(keep, r)
+	sigs := map[string]bool{}
+	for _, r := range runs {
+		p.eng.AddRun(r)
+		sigs[r.Signature] = true
 	}
-	ids := make([]string, len(keep))
-	for i, r := range keep {
-		ids[i] = r.ID
-	}
-	aux, err := p.st.Tasks.Aux(auxTable, ids...)
+	p.log.Info("predictor history loaded", "runs", len(runs), "signatures", len(sigs))
+}
+
+// loadState restores what the predictor learned per signature online.
+func (p *predictPolicy) loadState() {
+	b, err := os.ReadFile(filepath.Join(p.stateDir, modelsDir, stateFile))
 	if err != nil {
-		p.log.Warn("load history", "err", err)
+		if !errors.Is(err, fs.ErrNotExist) {
+			p.log.Warn("load predictor state", "err", err)
+		}
 		return
 	}
-	n := 0
-	for i := len(keep) - 1; i >= 0; i-- {
-		r := keep[i]
-		m, _ := decodeMeta(aux[i])
-		ss, err := p.st.Samples.Curve(r.ID)
-		if err != nil || len(ss) == 0 {
-			continue
-		}
-		p.eng.AddRun(predict.Features{Signature: r.Signature, Code: m.Code, InputSize: float64(r.InputBytes)}, *r.StartedAt, ss)
-		n++
+	if err := p.eng.LoadState(b); err != nil {
+		p.log.Warn("load predictor state", "err", err)
 	}
-	p.log.Info("predictor history loaded", "runs", n, "signatures", len(per))
-	p.loadFloors()
 }
 
 // loadFloors teaches the scheduler what OOM kills showed before this
@@ -283,6 +331,15 @@ func (p *predictPolicy) loadFloors() {
 	if n > 0 {
 		p.log.Info("OOM floors loaded", "signatures", n)
 	}
+}
+
+// saveState persists what the predictor learned per signature online.
+func (p *predictPolicy) saveState() error {
+	dir := filepath.Join(p.stateDir, modelsDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), p.eng.MarshalState(), false)
 }
 
 // loadModels installs the newest persisted model set that loads.
@@ -324,6 +381,11 @@ func (p *predictPolicy) Run(ctx context.Context) {
 	lowerPriority(p.log)
 	tick := time.NewTicker(p.cfg.TrainEvery)
 	defer tick.Stop()
+	defer func() {
+		if err := p.saveState(); err != nil {
+			p.log.Warn("save predictor state", "err", err)
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -348,7 +410,8 @@ func (p *predictPolicy) Run(ctx context.Context) {
 }
 
 func (p *predictPolicy) trainOnce(ctx context.Context) error {
-	if err := p.eng.Train(ctx, predict.SeqConfig{Seed: 1}); err != nil {
+	st, err := p.eng.Train(ctx, predict.TrainConfig{Seq: predict.SeqConfig{Seed: 1}})
+	if err != nil {
 		return err
 	}
 	b, err := p.eng.MarshalModels()
@@ -371,6 +434,9 @@ func (p *predictPolicy) trainOnce(ctx context.Context) error {
 			_ = os.Remove(f)
 		}
 	}
-	p.log.Info("models trained", "version", v, "bytes", len(b))
+	if err := p.saveState(); err != nil {
+		p.log.Warn("save predictor state", "err", err)
+	}
+	p.log.Info("models trained", "version", v, "bytes", len(b), "runs", st.Runs, "signatures", st.Signatures, "run_model", st.RunModel, "took", st.Took)
 	return nil
 }

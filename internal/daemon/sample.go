@@ -1,17 +1,32 @@
 package daemon
 
-import "time"
+import (
+	"time"
 
-// sampleLoop samples every running task each interval into the TSDB and
-// hands each sample to the policy.
+	"github.com/prescient-sched/prescient/internal/profile"
+)
+
+// sampleLoop samples the whole node and every running task each interval
+// into the TSDB and hands each sample to the policy: the node first, so
+// that the tasks' samples of a tick are read with that tick's load.
 func (d *Daemon) sampleLoop() {
 	tick := time.NewTicker(d.cfg.Interval)
 	defer tick.Stop()
+	node, err := profile.NewNodeSampler("")
+	if err != nil {
+		d.log.Warn("no node load", "err", err)
+	} else {
+		defer node.Close()
+		node.Sample(time.Now()) // prime the rates
+	}
 	for {
 		select {
 		case <-d.stop:
 			return
 		case now := <-tick.C:
+			if node != nil {
+				d.sampleNode(node, now)
+			}
 			d.mu.Lock()
 			js := make([]*job, 0, d.running)
 			for _, j := range d.jobs {
@@ -68,5 +83,21 @@ func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
 	}
 	if !last {
 		d.pol.Observe(j.id, s)
+	}
+}
+
+// sampleNode takes one sample of the node, stores it and hands it to the
+// policy.
+func (d *Daemon) sampleNode(node *profile.NodeSampler, now time.Time) {
+	s := node.Sample(now)
+	if s.Avail == 0 {
+		return
+	}
+	d.node.Store(&s)
+	if err := d.st.Samples.AppendNode(s); err != nil {
+		d.log.Debug("store node sample", "err", err)
+	}
+	if o, ok := d.pol.(nodeObserver); ok {
+		o.ObserveNode(s)
 	}
 }

@@ -346,6 +346,9 @@ func (d *Daemon) Node() api.NodeStatus {
 	d.mu.Unlock()
 	n.MaxRunning, n.MaxQueue = d.cfg.MaxRunning, d.cfg.MaxQueue
 	n.PID, n.StartedAt = os.Getpid(), d.start
+	if s := d.node.Load(); s != nil {
+		n.Load = nodeLoadAPI(*s)
+	}
 	return n
 }
 

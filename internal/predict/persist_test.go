@@ -14,9 +14,9 @@ func TestModelsRoundTrip(t *testing.T) {
 	e, _ := NewEngine(Config{}, nil)
 	rng := rand.New(rand.NewPCG(5, 5))
 	for i := range 3 {
-		e.AddRun(Features{Signature: "s"}, time.Unix(int64(i)*600, 0), samples(80, rng, 10))
+		e.AddRun(Run{Features: Features{Signature: "s"}, Start: time.Unix(int64(i)*600, 0), Samples: samples(80, rng, 10)})
 	}
-	if err := e.Train(context.Background(), SeqConfig{Hidden: 4, Epochs: 1, Seed: 7}); err != nil {
+	if _, err := e.Train(context.Background(), TrainConfig{Seq: SeqConfig{Hidden: 4, Epochs: 1, Seed: 7}}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := e.MarshalModels()
@@ -32,8 +32,8 @@ func TestModelsRoundTrip(t *testing.T) {
 		t.Fatal("round trip changed the models")
 	}
 	for d := range resource.NumDims {
-		if f.seq[d] == nil {
-			t.Fatalf("%s model not loaded", d)
+		if f.m.seq[d] == nil || len(f.m.margin[d]) == 0 {
+			t.Fatalf("%s model or margins not loaded", d)
 		}
 	}
 	bad := []struct {
@@ -51,7 +51,7 @@ func TestModelsRoundTrip(t *testing.T) {
 			if err := f.LoadModels(tt.b); !errors.Is(err, ErrModel) {
 				t.Fatalf("err = %v", err)
 			}
-			if f.seq[0] == nil {
+			if f.m.seq[0] == nil {
 				t.Fatal("failed load dropped the models")
 			}
 		})
@@ -59,8 +59,14 @@ func TestModelsRoundTrip(t *testing.T) {
 }
 
 func FuzzLoadModels(f *testing.F) {
-	f.Add([]byte("PRSM\x01\x00\x00\x00\x00\x00"))
-	f.Add([]byte("PRSM\x01\x00\x01\x05\x00\x00\x00abcde\x00\x00\x00"))
+	e, _ := NewEngine(Config{}, nil)
+	b, err := e.MarshalModels() // the untrained defaults
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte("PRSM\x02\x00\x00\x00\x00\x00"))
+	f.Add([]byte("PRSM\x02\x00\x01\x05\x00\x00\x00abcde\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, _ := NewEngine(Config{}, nil)
 		if err := e.LoadModels(b); err != nil && !errors.Is(err, ErrModel) {

@@ -137,9 +137,9 @@ func TestEngineColdStartChain(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
 	t0 := time.Unix(1e9, 0)
-	e.AddRun(Features{Signature: "a1", Code: "A", InputSize: 100}, t0, samples(60, rng, 10))
-	e.AddRun(Features{Signature: "a2", Code: "A", InputSize: 200}, t0, samples(60, rng, 20))
-	e.AddRun(Features{Signature: "b", Code: "B"}, t0, samples(40, rng, 50))
+	e.AddRun(Run{Features: Features{Signature: "a1", Code: "A", InputSize: 100}, Start: t0, Samples: samples(60, rng, 10)})
+	e.AddRun(Run{Features: Features{Signature: "a2", Code: "A", InputSize: 200}, Start: t0, Samples: samples(60, rng, 20)})
+	e.AddRun(Run{Features: Features{Signature: "b", Code: "B"}, Start: t0, Samples: samples(40, rng, 50)})
 	tests := []struct {
 		name    string
 		f       Features
@@ -184,7 +184,7 @@ func TestEngineColdStartChain(t *testing.T) {
 func TestEngineSession(t *testing.T) {
 	e, _ := NewEngine(Config{}, nil)
 	rng := rand.New(rand.NewPCG(2, 2))
-	e.AddRun(Features{Signature: "s"}, time.Unix(0, 0), samples(200, rng, 10))
+	e.AddRun(Run{Features: Features{Signature: "s"}, Start: time.Unix(0, 0), Samples: samples(200, rng, 10)})
 	p, err := e.Predict(context.Background(), Query{Features: Features{Signature: "s"}, Samples: samples(50, rng, 10), Horizon: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

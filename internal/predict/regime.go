@@ -36,6 +36,14 @@ func (g *RegimeMargin) Apply(p Point, floor float64) float64 {
 // (e.g. 0.01) of them exceeding their allocation, using bins of equal
 // row count. It returns nil when rows are too few (< 100·bins).
 func FitRegimeMargin(rows []CalRow, share float64, bins int, floor float64) *RegimeMargin {
+	return FitRegimeMarginCapped(rows, share, bins, floor, math.Inf(1))
+}
+
+// FitRegimeMarginCapped is FitRegimeMargin with no bin's margin above
+// maxM: the rows only a larger margin would cover are left uncovered and
+// count against the budget. A bin of rows whose spreads are near zero
+// then cannot take a huge margin (which, out of sample, is huge slack).
+func FitRegimeMarginCapped(rows []CalRow, share float64, bins int, floor, maxM float64) *RegimeMargin {
 	if bins < 1 || len(rows) < 100*bins {
 		return nil
 	}
@@ -67,6 +75,9 @@ func FitRegimeMargin(rows []CalRow, share float64, bins int, floor float64) *Reg
 				need = math.Inf(1)
 			}
 		}
+		if need > maxM {
+			need = math.Inf(1) // uncovered
+		}
 		bs[b].need = append(bs[b].need, need)
 		bs[b].spread += max(s, 0)
 	}
@@ -79,12 +90,15 @@ func FitRegimeMargin(rows []CalRow, share float64, bins int, floor float64) *Reg
 	choose := func(lambda float64, ks []int) int {
 		total := 0
 		for b, bn := range bs {
-			best, bestK := math.Inf(1), 0
-			for k := 0; k < len(bn.need) && k <= budget; k++ {
+			// Rows no allowed margin covers (+Inf, sorted first) stay
+			// uncovered whatever the margin.
+			start := 0
+			for start < len(bn.need) && math.IsInf(bn.need[start], 1) {
+				start++
+			}
+			best, bestK := math.Inf(1), start
+			for k := start; k < len(bn.need) && k <= max(budget, start); k++ {
 				m := bn.need[k]
-				if math.IsInf(m, 1) {
-					continue
-				}
 				c := bn.spread*max(m, -1e9) + lambda*float64(k)
 				if c < best {
 					best, bestK = c, k
@@ -117,8 +131,11 @@ func FitRegimeMargin(rows []CalRow, share float64, bins int, floor float64) *Reg
 			continue
 		}
 		m := bn.need[min(ks[b], len(bn.need)-1)]
-		if math.IsInf(m, -1) {
+		switch {
+		case math.IsInf(m, -1):
 			m = 0
+		case math.IsInf(m, 1): // every row of the bin beyond the cap
+			m = min(maxM, math.MaxFloat64)
 		}
 		g.M[b] = m
 	}

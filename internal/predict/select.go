@@ -58,6 +58,7 @@ type Selector struct {
 	lastA    []float64 // each candidate's allocation for the next step
 	prevA    []float64 // and the one before, to price changes
 	pts      [][]Point
+	next     []Point  // each candidate's raw one-step forecast after the last Observe
 	one      [1]Point // kept here: a local array passed to an interface method escapes
 	scale    float64
 	decay    float64
@@ -74,6 +75,7 @@ func NewSelector(cands []Calibrated, w CostWeights) *Selector {
 	s.lastA = make([]float64, len(cands))
 	s.prevA = make([]float64, len(cands))
 	s.pts = make([][]Point, len(cands))
+	s.next = make([]Point, len(cands))
 	s.decay = math.Exp2(-1 / w.HalfLife)
 	return s
 }
@@ -115,8 +117,29 @@ func (s *Selector) Observe(v float64) {
 	for i, k := range s.Cands {
 		k.F.Observe(v)
 		k.F.Forecast(s.one[:])
+		s.next[i] = s.one[0]
 		s.prevA[i] = s.lastA[i]
 		s.lastA[i] = k.Alloc(s.one[0])
+	}
+}
+
+// Next is the one-step forecast of the candidate that would be served
+// now, computed by the last Observe: its median and its calibrated
+// allocation as Upper. Zero before the first Observe.
+func (s *Selector) Next() Point {
+	if s.observed == 0 {
+		return Point{}
+	}
+	b := s.Chosen()
+	return Point{s.next[b].P50, s.lastA[b]}
+}
+
+// setLoad hands the node's load to the candidates that take it.
+func (s *Selector) setLoad(l loadVec) {
+	for _, k := range s.Cands {
+		if ls, ok := k.F.(loadSetter); ok {
+			ls.setLoad(l)
+		}
 	}
 }
 

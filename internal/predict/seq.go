@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 
 	"github.com/prescient-sched/prescient/internal/rnn"
 )
@@ -21,8 +22,9 @@ var seqQuantiles = []float64{0.5, 0.95}
 // step, which keeps Session.Observe within its 10 µs budget.
 const defaultSeqHidden = 12
 
-// seqInputs is the number of features per step (see featurizer.features).
-const seqInputs = 14
+// seqInputs is the number of features per step (see featurizer.features):
+// 11 from the run and its history, NumLoad from the node's load.
+const seqInputs = 11 + NumLoad
 
 // featurizer turns a run's samples, its signature's history and the load
 // into the sequence model's inputs, normalised by the run's recent level
@@ -33,7 +35,7 @@ type featurizer struct {
 	ring  [24]float64
 	n     int
 	level float64
-	load  [3]float64 // node CPU, memory utilisation (0…1), running tasks/100
+	load  loadVec // the node's load features at this step (Load.features)
 }
 
 func (z *featurizer) begin(c *RunContext) {
@@ -92,7 +94,9 @@ func (z *featurizer) features(x []float64) {
 	x[8] = math.Sin(2 * math.Pi * slot)
 	x[9] = math.Cos(2 * math.Pi * slot)
 	x[10] = clampf(math.Log(l/max(z.env.c.Scale, 1e-12)) / 5)
-	x[11], x[12], x[13] = z.load[0], z.load[1], z.load[2]
+	for i, v := range z.load {
+		x[11+i] = float64(v)
+	}
 }
 
 // Seq is the learned forecaster: a GRU (or LSTM) from internal/rnn over
@@ -110,13 +114,16 @@ var _ Forecaster = (*Seq)(nil)
 
 // SeqConfig configures TrainSeq.
 type SeqConfig struct {
-	Cell   string // "gru" (default) or "lstm"
-	Hidden int    // default 12
-	Epochs int    // default 6
-	Batch  int    // default 32
-	Chunk  int    // training sequence length; default 288
-	Seed   int64
-	LR     float64 // default 3e-3
+	// MaxSteps bounds the training steps (samples) used: runs are taken
+	// whole, in a seeded random order, until the budget is spent (0 = all).
+	MaxSteps int
+	Cell     string // "gru" (default) or "lstm"
+	Hidden   int    // default 12
+	Epochs   int    // default 6
+	Batch    int    // default 32
+	Chunk    int    // training sequence length; default 288
+	Seed     int64
+	LR       float64 // default 3e-3
 }
 
 // TrainSeq fits a sequence model on runs (each with its context) of one
@@ -146,11 +153,16 @@ func TrainSeq(ctx context.Context, cfg SeqConfig, runs []SeqRun) (*Seq, rnn.Trai
 	}
 	var data []rnn.Example
 	var z featurizer
-	for _, r := range runs {
+	for _, i := range budgetOrder(len(runs), func(i int) int { return len(runs[i].Values) }, cfg.MaxSteps, cfg.Seed) {
+		r := runs[i]
 		z.begin(r.Ctx)
 		n := len(r.Values)
 		var ex rnn.Example
 		for t := 0; t < n; t++ {
+			z.load = loadVec{}
+			if t < len(r.Load) {
+				z.load = r.Load[t]
+			}
 			z.observe(r.Values[t])
 			x := make([]float64, seqInputs)
 			z.features(x)
@@ -186,6 +198,7 @@ func TrainSeq(ctx context.Context, cfg SeqConfig, runs []SeqRun) (*Seq, rnn.Trai
 type SeqRun struct {
 	Ctx    *RunContext
 	Values []float64
+	Load   []loadVec // the node's load features per step; nil = none
 }
 
 // NewSeq wraps a trained model (inputs and outputs as TrainSeq makes them).
@@ -207,11 +220,9 @@ func (f *Seq) Name() string {
 // MarginKind implements Forecaster.
 func (*Seq) MarginKind() Margin { return Spread }
 
-// SetLoad sets the node load features: CPU and memory utilisation in
-// [0, 1] and the number of running tasks. Traces carry no load; it is 0.
-func (f *Seq) SetLoad(cpu, mem float64, running int) {
-	f.z.load = [3]float64{cpu, mem, float64(running) / 100}
-}
+// setLoad sets the node's load features for the next Observe. Traces
+// carry no load; it is 0.
+func (f *Seq) setLoad(l loadVec) { f.z.load = l }
 
 // Begin implements Forecaster.
 func (f *Seq) Begin(c *RunContext) {
@@ -238,4 +249,30 @@ func (f *Seq) Forecast(out []Point) {
 		up = max(up, p50+1e-3*l)
 		out[h] = Point{p50, up}
 	}
+}
+
+// budgetOrder returns the indexes of n items in a seeded random order,
+// cut where the sizes taken exceed budget (≤ 0: all, in order).
+func budgetOrder(n int, size func(int) int, budget int, seed int64) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	total := 0
+	for i := range n {
+		total += size(i)
+	}
+	if budget <= 0 || total <= budget {
+		return idx
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
+	rng.Shuffle(n, func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+	used := 0
+	for k, i := range idx {
+		if used >= budget {
+			return idx[:k]
+		}
+		used += size(i)
+	}
+	return idx
 }

@@ -48,7 +48,7 @@ func TestEngineCPUUnitFree(t *testing.T) {
 			if k == 1 {
 				ss = pct(ss)
 			}
-			e.AddRun(r.f, t0, ss)
+			e.AddRun(Run{Features: r.f, Start: t0, Samples: ss})
 		}
 		engines[k] = e
 	}

@@ -143,6 +143,16 @@ func (s *State) Clone() *State {
 	return n
 }
 
+// CopyFrom sets s to the recurrent state of o (a State of a model of the
+// same shape) without allocating. It panics if the shapes differ.
+func (s *State) CopyFrom(o *State) {
+	if s.hid != o.hid || len(s.a) != len(o.a) {
+		panic("rnn: CopyFrom a State of another shape")
+	}
+	copy(s.h, o.h)
+	copy(s.c, o.c)
+}
+
 func (m *Model) checkState(s *State) {
 	if s == nil || s.hid != m.cfg.Hidden || len(s.a) != m.gates*m.cfg.Hidden {
 		panic("rnn: State does not belong to this model")

@@ -214,3 +214,30 @@ func TestMatVecAddMatchesDot(t *testing.T) {
 		})
 	}
 }
+
+func TestStateCopyFrom(t *testing.T) {
+	m, err := New(Config{Inputs: 3, Hidden: 4, Outputs: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := m.NewState(), m.NewState()
+	x := []float64{0.5, -1, 2}
+	m.Step(a, x, nil)
+	b.CopyFrom(a)
+	oa, ob := make([]float64, 2), make([]float64, 2)
+	m.Step(a, x, oa)
+	m.Step(b, x, ob)
+	if oa[0] != ob[0] || oa[1] != ob[1] {
+		t.Fatalf("copied state diverged: %v vs %v", oa, ob)
+	}
+	if allocs := testing.AllocsPerRun(10, func() { b.CopyFrom(a) }); allocs != 0 {
+		t.Fatalf("CopyFrom allocates %v", allocs)
+	}
+	other, _ := New(Config{Inputs: 3, Hidden: 5, Outputs: 2})
+	defer func() {
+		if recover() == nil {
+			t.Fatal("CopyFrom across shapes did not panic")
+		}
+	}()
+	other.NewState().CopyFrom(a)
+}

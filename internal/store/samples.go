@@ -99,6 +99,9 @@ type Samples struct {
 	// lock. Appends to existing series — all but a task's first — do not
 	// take it.
 	createMu sync.Mutex
+
+	nodeOnce sync.Once
+	node     *nodeRefs // the node's series (see AppendNode), made once
 }
 
 // refKey identifies the series set of one task.

@@ -12,6 +12,16 @@ import (
 // between otherwise identical runs. It returns a new slice on every call,
 // so callers may append their own patterns to it.
 //
+// CI systems and batch schedulers set variables that number or name one
+// build, job or pipeline run (GITHUB_RUN_ID, CI_JOB_ID, BUILD_NUMBER,
+// SLURM_JOB_ID, …) and per-run paths and tokens: with them every build
+// would be a new signature. Whole prefixes are denied where a CI system
+// puts only its own bookkeeping under one (GITHUB_*, CI_*, CIRCLE_*, …);
+// where a prefix is shared with settings that can change the computation
+// (SLURM_CPUS_*, BUILD_* of Azure and Jenkins), only the per-run names are.
+// CI itself ("true" on every CI system) is kept: constant, and some tools
+// behave differently under it.
+//
 // Kept on purpose (not denied): HOME (programs read per-user configuration
 // and packages from it, e.g. Python's ~/.local site-packages), PATH (it
 // chooses the programs a script runs), LANG/LC_* (they change sorting and
@@ -34,6 +44,47 @@ func DefaultEnvDeny() []string {
 		// Service manager.
 		"INVOCATION_ID", "JOURNAL_STREAM", "SYSTEMD_EXEC_PID", "MANAGERPID",
 		"NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES",
+		"HOSTNAME", // a container's is random per run
+		// Terminal emulators and desktop sessions.
+		"TERM_SESSION_ID", "ITERM_SESSION_ID", "ITERM_PROFILE", "KONSOLE_*", "GNOME_TERMINAL_*",
+		"WT_SESSION", "WT_PROFILE_ID", "TERMINAL_EMULATOR", "ALACRITTY_*", "KITTY_*", "WEZTERM_*",
+		"VSCODE_*", "TERM_PROGRAM", "TERM_PROGRAM_VERSION", "SECURITYSESSIONID", "SHELL_SESSION_ID",
+		"SESSION_MANAGER", "DESKTOP_STARTUP_ID", "XAUTHORITY", "GPG_AGENT_INFO", "KRB5CCNAME",
+		"GIO_LAUNCHED_DESKTOP_FILE*", "XDG_ACTIVATION_TOKEN", "DBUS_*",
+		// Tracing context (W3C, OpenTelemetry): one id per request or run.
+		"TRACEPARENT", "TRACESTATE",
+		// CI systems: GitHub Actions, GitLab (and Woodpecker's CI_*),
+		// CircleCI, Travis, Buildkite, Drone, Bitbucket, AppVeyor,
+		// Semaphore, TeamCity, AWS CodeBuild, Jenkins, Azure Pipelines.
+		"GITHUB_*", "RUNNER_*", "ACTIONS_*",
+		"CI_*", "GITLAB_*",
+		"CIRCLE_*", "CIRCLECI",
+		"TRAVIS_*",
+		"BUILDKITE_*", "BUILDKITE",
+		"DRONE_*",
+		"BITBUCKET_*",
+		"APPVEYOR_*",
+		"SEMAPHORE_*",
+		"TEAMCITY_*",
+		"CODEBUILD_*",
+		"JENKINS_*", "HUDSON_*", "BUILD_NUMBER", "BUILD_ID", "BUILD_TAG", "BUILD_URL", "BUILD_DISPLAY_NAME",
+		"JOB_URL", "JOB_DISPLAY_URL", "RUN_DISPLAY_URL", "RUN_ARTIFACTS_DISPLAY_URL", "RUN_CHANGES_DISPLAY_URL",
+		"RUN_TESTS_DISPLAY_URL", "EXECUTOR_NUMBER", "NODE_NAME", "NODE_LABELS", "WORKSPACE", "WORKSPACE_TMP",
+		"GIT_COMMIT", "GIT_PREVIOUS_COMMIT", "GIT_PREVIOUS_SUCCESSFUL_COMMIT",
+		"BUILD_BUILDID", "BUILD_BUILDNUMBER", "BUILD_BUILDURI", "BUILD_SOURCEVERSION", "BUILD_SOURCEVERSIONMESSAGE",
+		"BUILD_REQUESTEDFOR*", "BUILD_QUEUEDBY*", "BUILD_ARTIFACTSTAGINGDIRECTORY", "BUILD_BINARIESDIRECTORY",
+		"BUILD_STAGINGDIRECTORY", "BUILD_SOURCESDIRECTORY", "BUILD_REPOSITORY_LOCALPATH",
+		"SYSTEM_JOBID", "SYSTEM_JOBATTEMPT", "SYSTEM_STAGEATTEMPT", "SYSTEM_PHASEATTEMPT", "SYSTEM_TIMELINEID",
+		"SYSTEM_PLANID", "SYSTEM_ACCESSTOKEN", "SYSTEM_DEFAULTWORKINGDIRECTORY", "SYSTEM_ARTIFACTSDIRECTORY",
+		"AGENT_ID", "AGENT_NAME", "AGENT_MACHINENAME", "AGENT_JOBNAME", "AGENT_BUILDDIRECTORY", "AGENT_TEMPDIRECTORY",
+		"AGENT_WORKFOLDER", "AGENT_HOMEDIRECTORY",
+		// Batch schedulers: one job, step, array index or host list per run.
+		"SLURM_JOB_ID", "SLURM_JOBID", "SLURM_ARRAY_JOB_ID", "SLURM_STEP_ID", "SLURM_STEPID", "SLURM_TASK_PID",
+		"SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_JOB_NODELIST", "SLURM_NODELIST", "SLURM_TOPOLOGY_ADDR",
+		"SLURM_JOB_START_TIME", "SLURM_JOB_END_TIME", "SLURM_SUBMIT_HOST", "SLURMD_NODENAME",
+		"PBS_JOBID", "PBS_JOBNAME", "PBS_NODEFILE", "PBS_O_*", "PBS_TASKNUM", "PBS_VNODENUM",
+		"LSB_JOBID", "LSB_BATCH_JID", "LSB_JOBINDEX", "LSB_HOSTS", "LSB_MCPU_HOSTS", "LSB_JOBFILENAME",
+		"JOB_ID", "SGE_TASK_ID", "PE_HOSTFILE",
 		// Our own.
 		"PRESCIENT_*",
 	}
@@ -118,6 +169,24 @@ func (m envMatcher) match(name string) bool {
 		return false
 	}
 	return m.allowAll || m.allow.match(name)
+}
+
+// why says why the variable name does not enter a signature: the deny
+// pattern that matched it, or that no allow pattern did; "" when it does
+// enter.
+func (m envMatcher) why(name string, allow, deny []string) string {
+	if m.deny.match(name) {
+		for _, p := range deny {
+			if compilePatterns([]string{p}).match(name) {
+				return "denied by " + p
+			}
+		}
+		return "denied"
+	}
+	if !m.allowAll && !m.allow.match(name) {
+		return "not allowed (no --env-allow pattern matches)"
+	}
+	return ""
 }
 
 // envPair is one variable in a signature.

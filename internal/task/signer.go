@@ -226,27 +226,69 @@ func (s *Signer) CacheStats() CacheStats { return s.cache.stats() }
 // over MaxEntries, MaxCodeBytes or Timeout fails with a *LimitError
 // (ErrLimit).
 func (s *Signer) Sign(spec Spec) (Signature, error) {
+	sig, _, err := s.sign(spec)
+	return sig, err
+}
+
+// Explanation is a signature with what went into it: the Signature (its
+// program, script, canonical argv, inputs and the names of the variables
+// hashed) and the variables of the task's environment that were left out,
+// each with the reason.
+type Explanation struct {
+	Signature
+	// Version is SignatureVersion: signatures of other versions never match.
+	Version int `json:"version"`
+	// EnvExcluded are the task's variables (after env(1) is applied) that
+	// did not enter the signature, sorted by name.
+	EnvExcluded []EnvExcluded `json:"env_excluded,omitempty"`
+}
+
+// EnvExcluded is one variable left out of a signature.
+type EnvExcluded struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"` // "denied by PATTERN", or not allowed
+}
+
+// Explain signs spec like Sign and says what went into the signature, so
+// that a user can see why two runs differ. Errors are Sign's.
+func (s *Signer) Explain(spec Spec) (Explanation, error) {
+	sig, env, err := s.sign(spec)
+	if err != nil {
+		return Explanation{}, err
+	}
+	x := Explanation{Signature: sig, Version: SignatureVersion}
+	for k := range env {
+		if why := s.env.why(k, s.cfg.EnvAllow, s.cfg.EnvDeny); why != "" {
+			x.EnvExcluded = append(x.EnvExcluded, EnvExcluded{Name: k, Reason: why})
+		}
+	}
+	slices.SortFunc(x.EnvExcluded, func(a, b EnvExcluded) int { return strings.Compare(a.Name, b.Name) })
+	return x, nil
+}
+
+// sign is Sign, also returning the environment the program runs with.
+func (s *Signer) sign(spec Spec) (Signature, envSet, error) {
 	if len(spec.Argv) == 0 {
-		return Signature{}, specErrorf("argv is empty")
+		return Signature{}, nil, specErrorf("argv is empty")
 	}
 	dir, err := workDir(spec.Dir)
 	if err != nil {
-		return Signature{}, err
+		return Signature{}, nil, err
 	}
 	env, err := parseEnv(spec.Env)
 	if err != nil {
-		return Signature{}, err
+		return Signature{}, nil, err
 	}
 	b := s.newBudget()
 	inv, err := s.resolve(spec.Argv, dir, env, b)
 	if err != nil {
-		return Signature{}, err
+		return Signature{}, nil, err
 	}
 	sig := Signature{Program: inv.program, Script: inv.script, ScriptKind: inv.code.kind()}
 	for _, p := range spec.Inputs {
 		in, err := s.describeInput(p, dir, b)
 		if err != nil {
-			return Signature{}, err
+			return Signature{}, nil, err
 		}
 		sig.Inputs = append(sig.Inputs, in)
 		sig.InputBytes += in.Size
@@ -265,7 +307,7 @@ func (s *Signer) Sign(spec Spec) (Signature, error) {
 	sig.Code = hex.EncodeToString(code[:])
 	sig.Hash = hex.EncodeToString(h[:])
 	s.log.Debug("signed task", "signature", sig.Hash, "program", sig.Program, "script", sig.Script)
-	return sig, nil
+	return sig, inv.env, nil
 }
 
 // workDir is the absolute directory relative paths of a Spec are taken from.

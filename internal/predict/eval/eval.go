@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/predict"
@@ -23,22 +22,39 @@ var ErrOptions = errors.New("eval: invalid options")
 
 // Usage is the help text for the "prescient eval" command.
 const Usage = `Usage: prescient eval --format google2011|google2019|bitbrains --train FILE... [--test FILE...]
-                      [--split FRAC] [--json] [--plot OUT.svg] [--seed N]
+                      [--split FRAC] [--validate] [--json] [--plot OUT.svg] [--seed N]
+       prescient eval --state-dir DIR [--split FRAC] [--json]
 
-Replays real traces and scores next-step allocations of every model:
-last_value, moving_window_max, decayed_percentile, gru, prescient, oracle.
-Each test run is scored at steps t = 24 … n−7 (allocation for t+1); each
-model's safety margin is set on the training runs alone so that ≤ 1 % of
-next-step samples there exceed it. Reported on the test runs: slack =
-Σ(allocation−usage)/Σusage, violation rate, relative MAE of the p50 at
-horizons 1…6.
+Replays real traces through the predictor the daemon runs (predict.Engine:
+its trained models, calibrated margins, per-signature selection and online
+margins) and through each baseline alone, and scores next-step
+allocations: last_value, moving_window_max, decayed_percentile, envelope,
+gru, prescient (the engine), oracle. Each test run is scored at steps
+t = 24 … n−7 (allocation for t+1); every margin is set on the training runs
+alone so that ≤ 1 % of their next-step samples exceed it. Reported on the
+test runs: slack = Σ(allocation−usage)/Σusage, violation rate, relative MAE
+of the p50 at horizons 1…6; for prescient also the violation rate per
+signature (p50, p90, max over signatures) and the enqueue-time whole-run
+curves (the reservation a run gets before it starts) of each whole-run
+model: their slack and violation rate over the run's samples and the
+relative error of the predicted duration.
 
 Without --test, the --train files are split in time: runs starting in the
 first FRAC (default 0.7) of the span train, later runs test (google2011:
 days 1–5 / 6–7; bitbrains: 2013-07 / 2013-08); google2019 is cut at FRAC
 of its time span and tasks crossing the cut are scored after it only.
+--validate splits the training part again the same way (bitbrains' one
+training month in time) and scores on its later part: choose methods
+there, and look at the test part once.
 
-  --json        print {"models": {model: {dim: {slack, violation_rate, mae_rel}}}}
+--state-dir replays a daemon's own history (its succeeded runs, their
+samples and the node's load series): runs starting in the first FRAC of
+the history train the engine as the daemon configures it, the later ones
+are predicted at their start (with the node's load then) and followed
+sample by sample; the same is done with the load input left out, and the
+duration errors are compared (the ablation of docs/prediction.md).
+
+  --json        print the report as JSON
   --plot FILE   write an SVG of slack against violation rate per model and dim
 `
 
@@ -53,9 +69,22 @@ type Options struct {
 	// Split is the temporal split fraction used when Test is empty;
 	// 0 means 0.7.
 	Split float64
-	// Models restricts the models evaluated (nil = all); prescient needs
-	// its candidates and pulls them in.
+	// Validate scores on the later part of the training split instead of
+	// the test part.
+	Validate bool
+	// Models restricts the baseline rows reported (nil = all); the
+	// engine is always trained.
 	Models []string
+	// Tune, if set, changes the engine's configuration (experiments).
+	Tune func(*predict.Config)
+}
+
+// config is the engine configuration o asks for.
+func (o Options) config(c predict.Config) predict.Config {
+	if o.Tune != nil {
+		o.Tune(&c)
+	}
+	return c
 }
 
 // Metrics are one model's figures in one dimension.
@@ -66,24 +95,59 @@ type Metrics struct {
 	Margin        float64   `json:"-"`
 }
 
+// SigMetrics describe how violations spread over signatures: the rate of
+// each signature with scored steps, summarised.
+type SigMetrics struct {
+	Signatures int     `json:"signatures"`
+	P50        float64 `json:"p50"`
+	P90        float64 `json:"p90"`
+	Max        float64 `json:"max"`
+	Over       int     `json:"over_1_5pct"` // signatures above 1.5 %
+}
+
+// WholeMetrics score enqueue-time whole-run predictions: each sample of a
+// run against the upper point of the bucket it falls in (the last bucket
+// beyond the predicted end).
+type WholeMetrics struct {
+	Runs          int     `json:"runs"`
+	Slack         float64 `json:"slack"`
+	ViolationRate float64 `json:"violation_rate"`
+	// DurationErr is the mean relative error of the p50 duration,
+	// |predicted − actual| / actual.
+	DurationErr float64 `json:"duration_err"`
+}
+
 // Report is the JSON document --json prints.
 type Report struct {
 	Models map[string]map[string]Metrics `json:"models"`
+	// Signatures: prescient's next-step violation rates per signature, by
+	// dimension.
+	Signatures map[string]SigMetrics `json:"signatures,omitempty"`
+	// Enqueue: whole-run models ("history", "seq", "prescient" = the one
+	// each signature is served by) by dimension.
+	Enqueue map[string]map[string]WholeMetrics `json:"enqueue,omitempty"`
+	// Ablation (--state-dir): the engine without the load input.
+	Ablation *Ablation `json:"ablation,omitempty"`
+	Train    int       `json:"train_runs"`
+	Test     int       `json:"test_runs"`
+}
+
+// Ablation compares the engine with and without the node's load as an
+// input.
+type Ablation struct {
+	// DurationErr by model ("history", "seq", "prescient"), with the load
+	// input and without it.
+	WithLoad    map[string]float64 `json:"with_load"`
+	WithoutLoad map[string]float64 `json:"without_load"`
+	// Ratio is prescient's duration error with the load over without it.
+	Ratio float64 `json:"ratio"`
 }
 
 // Horizons is how many steps ahead the median is scored.
-const Horizons = 6
+const Horizons = predict.SeqHorizons
 
 // FirstStep is the first scored step t (allocation for t+1).
 const FirstStep = 24
-
-// RegimeBins is how many levels of relative uncertainty prescient's
-// margin distinguishes (see predict.RegimeMargin); 0 = one margin.
-const RegimeBins = 10
-
-// MinAllocation is the minimum allocation of every model, as a fraction
-// of the dimension's mean usage on the training runs.
-const MinAllocation = 0.01
 
 // CalibrationQuantile is the share of training next-step samples each
 // model's allocation must cover.
@@ -102,11 +166,6 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if o.Split == 0 {
 		o.Split = 0.7
 	}
-	logf := func(format string, a ...any) {
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, format+"\n", a...)
-		}
-	}
 	start := time.Now()
 	train, err := readAll(ctx, f, o.Train)
 	if err != nil {
@@ -117,14 +176,18 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		if test, err = readAll(ctx, f, o.Test); err != nil {
 			return err
 		}
-	} else if f == trace.Google2019 {
-		if train, test, err = trace.SplitTime(train, o.Split); err != nil {
-			return fmt.Errorf("%w: %w", ErrOptions, err)
-		}
-	} else if train, test, err = trace.Split(train, o.Split); err != nil {
+	} else if train, test, err = split(f, train, o.Split); err != nil {
 		return fmt.Errorf("%w: %w", ErrOptions, err)
 	}
-	logf("eval: %d train runs, %d test runs read in %v", len(train), len(test), time.Since(start).Round(time.Millisecond))
+	if o.Validate {
+		if f == trace.Bitbrains {
+			// One month to train on: cut each VM's run at FRAC of it.
+			train, test = splitEach(train, o.Split)
+		} else if train, test, err = split(f, train, o.Split); err != nil {
+			return fmt.Errorf("%w: validation split: %w", ErrOptions, err)
+		}
+	}
+	o.logf("eval: %d train runs, %d test runs read in %v", len(train), len(test), time.Since(start).Round(time.Millisecond))
 	rep, err := Evaluate(ctx, f, train, test, o)
 	if err != nil {
 		return err
@@ -134,13 +197,42 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 			return err
 		}
 	}
-	logf("eval: done in %v", time.Since(start).Round(time.Millisecond))
+	o.logf("eval: done in %v", time.Since(start).Round(time.Millisecond))
 	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return writeTable(stdout, f, rep)
+	return writeTable(stdout, f.Dims(), rep)
+}
+
+// split is the temporal split of the shared traces: by period, and in time
+// where there is one period only (google2019, or bitbrains' training
+// month).
+func split(f trace.Format, runs []*trace.Run, frac float64) (train, test []*trace.Run, err error) {
+	if f != trace.Google2019 {
+		if train, test, err = trace.Split(runs, frac); err == nil {
+			return train, test, nil
+		}
+	}
+	return trace.SplitTime(runs, frac)
+}
+
+// splitEach cuts every run at frac of its own length (trace.SplitAt at
+// each run's own cut).
+func splitEach(runs []*trace.Run, frac float64) (train, test []*trace.Run) {
+	for _, r := range runs {
+		cut := r.Start + int64(frac*float64(r.Len()))*trace.StepSeconds
+		tr, te := trace.SplitAt([]*trace.Run{r}, cut)
+		train, test = append(train, tr...), append(test, te...)
+	}
+	return train, test
+}
+
+func (o Options) logf(format string, a ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", a...)
+	}
 }
 
 func readAll(ctx context.Context, f trace.Format, paths []string) ([]*trace.Run, error) {
@@ -158,41 +250,344 @@ func readAll(ctx context.Context, f trace.Format, paths []string) ([]*trace.Run,
 // ModelNames lists the models in report order.
 var ModelNames = []string{"last_value", "moving_window_max", "decayed_percentile", "envelope", "gru", "prescient", "oracle"}
 
-// Evaluate scores every model on test after calibrating on train.
-func Evaluate(ctx context.Context, f trace.Format, train, test []*trace.Run, o Options) (*Report, error) {
-	h := newHistory(append(slices.Clone(train), test...))
-	dims := f.Dims()
-	rep := &Report{Models: map[string]map[string]Metrics{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errs := make([]error, len(dims))
-	sem := make(chan struct{}, 2)
-	for di, d := range dims {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			res, err := evalDim(ctx, d, train, test, h, o)
-			if err != nil {
-				errs[di] = err
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for name, m := range res {
-				if rep.Models[name] == nil {
-					rep.Models[name] = map[string]Metrics{}
-				}
-				rep.Models[name][d.String()] = m
-			}
-		}()
+// WholeModels lists the whole-run models in report order.
+var WholeModels = []string{predict.ModelHistory, predict.ModelSeq, "prescient"}
+
+// TraceConfig is the engine configuration for the public traces: the
+// daemon's defaults at the traces' 5-minute step, predicting the
+// dimensions the format carries.
+func TraceConfig(f trace.Format) predict.Config {
+	return predict.Config{Step: trace.StepSeconds * time.Second, Dims: resource.SetOf(f.Dims()...),
+		Scoring: predict.Scoring{First: FirstStep, Tail: Horizons}}
+}
+
+// sampleOf is step t of trace run r as a sample.
+func sampleOf(r *trace.Run, t int, avail resource.Set) resource.Sample {
+	s := resource.Sample{Time: time.Unix(r.Start+int64(t)*trace.StepSeconds, 0), Avail: avail}
+	v := func(d resource.Dim) float64 {
+		if x := r.Values[d]; t < len(x) {
+			return x[t]
+		}
+		return 0
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	s.CPU, s.MemoryMB, s.IOPS, s.NetInMbps = v(resource.CPU), v(resource.Memory), v(resource.IO), v(resource.Net)
+	return s
+}
+
+func runOf(r *trace.Run, avail resource.Set) predict.Run {
+	ss := make([]resource.Sample, r.Len())
+	for t := range ss {
+		ss[t] = sampleOf(r, t, avail)
+	}
+	return predict.Run{Features: predict.Features{Signature: r.Identity}, Start: time.Unix(r.Start, 0), Samples: ss}
+}
+
+// Evaluate trains the engine on train, scores it and every baseline on
+// test, and reports.
+func Evaluate(ctx context.Context, f trace.Format, train, test []*trace.Run, o Options) (*Report, error) {
+	dims := f.Dims()
+	avail := resource.SetOf(dims...)
+	eng, err := predict.NewEngine(o.config(TraceConfig(f)), nil)
+	if err != nil {
 		return nil, err
 	}
+	byStart := slices.Clone(train)
+	sort.SliceStable(byStart, func(i, j int) bool { return byStart[i].Start < byStart[j].Start })
+	for _, r := range byStart {
+		eng.AddRun(runOf(r, avail))
+	}
+	t0 := time.Now()
+	ts, err := eng.Train(ctx, predict.TrainConfig{Seq: predict.SeqConfig{Seed: o.Seed}, Workers: 2})
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	o.logf("eval: engine trained on %d runs of %d signatures in %v (whole-run model: %v)", ts.Runs, ts.Signatures, time.Since(t0).Round(time.Millisecond), ts.RunModel)
+
+	rep := &Report{Models: map[string]map[string]Metrics{}, Train: len(train), Test: len(test)}
+	put := func(name string, d resource.Dim, m Metrics) {
+		if rep.Models[name] == nil {
+			rep.Models[name] = map[string]Metrics{}
+		}
+		rep.Models[name][d.String()] = m
+	}
+	h := newHistory(append(slices.Clone(train), test...))
+	for _, d := range dims {
+		sc := eng.Scale(d)
+		floor := eng.Config().MinAllocation * sc
+		if want(o, "last_value") {
+			fc := &predict.LastValue{}
+			m, err := predict.Calibrate(ctx, fc, replayRuns(train, d, h, sc), eng.Config().Scoring, 1-CalibrationQuantile, floor)
+			if err != nil {
+				return nil, fmt.Errorf("calibrate last_value on %v: %w", d, err)
+			}
+			res, err := score(ctx, predict.Calibrated{F: fc, Margin: m, Floor: floor}, test, d, h, sc)
+			if err != nil {
+				return nil, err
+			}
+			put("last_value", d, res)
+		}
+		for _, c := range eng.Candidates(d) {
+			if !want(o, c.F.Name()) {
+				continue
+			}
+			res, err := score(ctx, c, test, d, h, sc)
+			if err != nil {
+				return nil, err
+			}
+			o.logf("eval: %s: %-18s margin %+.3f  slack %.3f  violations %.4f", d, c.F.Name(), c.Margin, res.Slack, res.ViolationRate)
+			put(c.F.Name(), d, res)
+		}
+		if want(o, "oracle") {
+			put("oracle", d, oracle(test, d))
+		}
+	}
+	tests := make([]*erun, len(test))
+	for i, r := range test {
+		tests[i] = fromTrace(r, avail)
+	}
+	res, err := replayEngine(ctx, eng, tests, dims, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dims {
+		put("prescient", d, res.next[d])
+		o.logf("eval: %s: %-18s slack %.3f  violations %.4f  per signature p90 %.4f", d, "prescient", res.next[d].Slack, res.next[d].ViolationRate, res.sig[d].P90)
+	}
+	rep.Signatures, rep.Enqueue = res.sigs(dims), res.enqueue(dims)
 	return rep, nil
+}
+
+func want(o Options, name string) bool {
+	return len(o.Models) == 0 || slices.Contains(o.Models, name)
+}
+
+// engineResult is what replaying test runs through the engine gives.
+type engineResult struct {
+	next    [resource.NumDims]Metrics
+	sig     [resource.NumDims]SigMetrics
+	whole   map[string]*[resource.NumDims]wholeAcc
+	durErr  map[string]*durAcc
+	enqRuns int
+}
+
+type wholeAcc struct{ over, use, viol, n float64 }
+
+type durAcc struct{ sum, n float64 }
+
+func (d *durAcc) mean() float64 {
+	if d == nil || d.n == 0 {
+		return 0
+	}
+	return d.sum / d.n
+}
+
+func (r *engineResult) sigs(dims []resource.Dim) map[string]SigMetrics {
+	out := map[string]SigMetrics{}
+	for _, d := range dims {
+		out[d.String()] = r.sig[d]
+	}
+	return out
+}
+
+func (r *engineResult) enqueue(dims []resource.Dim) map[string]map[string]WholeMetrics {
+	out := map[string]map[string]WholeMetrics{}
+	for name, accs := range r.whole {
+		out[name] = map[string]WholeMetrics{}
+		for _, d := range dims {
+			a := accs[d]
+			m := WholeMetrics{Runs: int(r.durErr[name].n), DurationErr: r.durErr[name].mean()}
+			if a.use > 0 {
+				m.Slack = a.over / a.use
+			}
+			if a.n > 0 {
+				m.ViolationRate = a.viol / a.n
+			}
+			out[name][d.String()] = m
+		}
+	}
+	return out
+}
+
+// erun is a run as replayEngine takes it: from a trace or from a
+// daemon's history.
+type erun struct {
+	id        string
+	start     time.Time
+	step      time.Duration
+	values    [resource.NumDims][]float64
+	load      []predict.Load // the node's load per sample; nil = none
+	scoreFrom int
+	run       predict.Run // the run as the engine takes it
+}
+
+func (r *erun) len() int       { return len(r.run.Samples) }
+func (r *erun) end() time.Time { return r.start.Add(time.Duration(r.len()) * r.step) }
+
+func fromTrace(r *trace.Run, avail resource.Set) *erun {
+	e := &erun{id: r.Identity, start: time.Unix(r.Start, 0), step: trace.StepSeconds * time.Second, scoreFrom: r.ScoreFrom, run: runOf(r, avail)}
+	e.values = r.Values
+	for d := range resource.NumDims {
+		if e.values[d] == nil {
+			e.values[d] = make([]float64, r.Len())
+		}
+	}
+	return e
+}
+
+func fromRun(r predict.Run, step time.Duration) *erun {
+	e := &erun{id: r.Signature, start: r.Start, step: step, load: r.Load, run: r}
+	for d := range resource.NumDims {
+		e.values[d] = make([]float64, len(r.Samples))
+		for i, s := range r.Samples {
+			e.values[d][i] = finite0(s.Value(d))
+		}
+	}
+	return e
+}
+
+func finite0(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+		return 0
+	}
+	return x
+}
+
+// replayEngine replays the test runs through eng as the daemon would:
+// each run, at its start, gets the whole-run prediction (scored over its
+// samples) under the node's load then, and a session that observes its
+// samples (and the load at each) and sets the allocation for the next one
+// (scored at the protocol's steps); runs that ended before a run starts
+// are added to the engine's history first. With protocol false (a
+// daemon's history) every next-step row from the second sample is scored.
+func replayEngine(ctx context.Context, eng *predict.Engine, test []*erun, dims []resource.Dim, protocol bool) (*engineResult, error) {
+	byStart := slices.Clone(test)
+	sort.SliceStable(byStart, func(i, j int) bool { return byStart[i].start.Before(byStart[j].start) })
+	byEnd := slices.Clone(test)
+	sort.SliceStable(byEnd, func(i, j int) bool { return byEnd[i].end().Before(byEnd[j].end()) })
+	res := &engineResult{whole: map[string]*[resource.NumDims]wholeAcc{}, durErr: map[string]*durAcc{}}
+	var next [resource.NumDims]acc
+	type sigCount struct{ viol, n float64 }
+	perSig := [resource.NumDims]map[string]*sigCount{}
+	for _, d := range dims {
+		perSig[d] = map[string]*sigCount{}
+	}
+	pts := make([]predict.Point, Horizons)
+	added := 0
+	for i, r := range byStart {
+		if i%64 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		for added < len(byEnd) && !byEnd[added].end().After(r.start) {
+			if byEnd[added].scoreFrom == 0 {
+				eng.AddRun(byEnd[added].run)
+			}
+			added++
+		}
+		f := r.run.Features
+		var load predict.Load
+		if len(r.load) > 0 {
+			load = r.load[0]
+		}
+		s, err := eng.Start(f, r.start, load)
+		if err != nil {
+			return nil, err
+		}
+		if src := s.Whole().Source; r.scoreFrom == 0 && src != predict.SourcePrior && src != "" {
+			// A signature known only through the prior gets its declared
+			// requests in the daemon, not a predicted curve.
+			preds, err := eng.WholeCandidates(f, r.start, load)
+			if err != nil {
+				return nil, err
+			}
+			preds["prescient"] = s.Whole()
+			for name, p := range preds {
+				res.scoreWhole(name, p, r, dims)
+			}
+			res.enqRuns++
+		}
+		n := r.len()
+		from, last := max(r.scoreFrom-1, 1), n-2
+		if protocol {
+			from, last = max(FirstStep, r.scoreFrom-1), n-1-Horizons
+		}
+		for t := 0; t <= last; t++ {
+			if t < len(r.load) {
+				s.SetLoad(r.load[t])
+			}
+			s.Observe(r.run.Samples[t])
+			if t < from {
+				continue
+			}
+			for _, d := range dims {
+				v := r.values[d]
+				a := s.Next(d)
+				s.Forecast(d, pts)
+				hz := min(Horizons, n-1-t)
+				next[d].addH(v, t, a, hz, func(h int) float64 { return pts[h].P50 })
+				c := perSig[d][r.id]
+				if c == nil {
+					c = &sigCount{}
+					perSig[d][r.id] = c
+				}
+				c.n++
+				if v[t+1] > a {
+					c.viol++
+				}
+			}
+		}
+		s.Close()
+	}
+	for _, d := range dims {
+		res.next[d] = next[d].metrics(0)
+		var rates []float64
+		over := 0
+		for _, c := range perSig[d] {
+			if c.n == 0 {
+				continue
+			}
+			rates = append(rates, c.viol/c.n)
+			if c.viol/c.n > 0.015 {
+				over++
+			}
+		}
+		slices.Sort(rates)
+		if len(rates) > 0 {
+			q := func(p float64) float64 { return rates[min(int(math.Ceil(p*float64(len(rates))))-1, len(rates)-1)] }
+			res.sig[d] = SigMetrics{Signatures: len(rates), P50: q(0.5), P90: q(0.9), Max: rates[len(rates)-1], Over: over}
+		}
+	}
+	return res, nil
+}
+
+// scoreWhole scores whole-run prediction p of model name on run r.
+func (res *engineResult) scoreWhole(name string, p predict.Prediction, r *erun, dims []resource.Dim) {
+	accs := res.whole[name]
+	if accs == nil {
+		accs = &[resource.NumDims]wholeAcc{}
+		res.whole[name] = accs
+		res.durErr[name] = &durAcc{}
+	}
+	for _, d := range dims {
+		c := p.Whole[d]
+		if len(c.Upper) == 0 || c.Step <= 0 {
+			continue
+		}
+		a := &accs[d]
+		for i, y := range r.values[d] {
+			b := min(int(time.Duration(i)*r.step/c.Step), len(c.Upper)-1)
+			u := c.Upper[b]
+			a.over += u - y
+			a.use += y
+			a.n++
+			if y > u {
+				a.viol++
+			}
+		}
+	}
+	actual := float64(r.len()) * r.step.Seconds()
+	dz := res.durErr[name]
+	dz.sum += math.Abs(p.Duration.Seconds()-actual) / actual
+	dz.n++
 }
 
 // history finds each run's earlier runs of the same identity.
@@ -229,102 +624,16 @@ func (h *history) past(r *trace.Run, d resource.Dim, buf []predict.Past) []predi
 	return buf
 }
 
-// scale is the mean of dimension d over runs: the magnitude histograms and
-// floors are sized by.
-func scale(runs []*trace.Run, d resource.Dim) float64 {
-	var s float64
-	var n int
-	for _, r := range runs {
-		for _, v := range r.Values[d] {
-			s += v
-			n++
-		}
-	}
-	if n == 0 || s == 0 {
-		return 1
-	}
-	return s / float64(n)
-}
-
-// sink receives one model's forecasts at the scored steps of a run.
-type sink func(r *trace.Run, t int, pts []predict.Point)
-
-// replay feeds every run to fc and calls out at each scored step.
-func replay(ctx context.Context, fc predict.Forecaster, runs []*trace.Run, d resource.Dim, h *history, sc float64, out sink) error {
-	pts := make([]predict.Point, Horizons)
-	var buf []predict.Past
-	rc := &predict.RunContext{StepS: trace.StepSeconds, Scale: sc}
+// replayRuns are runs as predict.Replay takes them, with their history.
+func replayRuns(runs []*trace.Run, d resource.Dim, h *history, sc float64) []predict.ReplayRun {
+	out := make([]predict.ReplayRun, len(runs))
 	for i, r := range runs {
-		if i%64 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		buf = h.past(r, d, buf)
-		rc.Identity, rc.Start, rc.Past = r.Identity, r.Start, buf
-		fc.Begin(rc)
-		v := r.Values[d]
-		n := len(v)
-		from := max(FirstStep, r.ScoreFrom-1)
-		for t := 0; t <= n-1-Horizons; t++ {
-			fc.Observe(v[t])
-			if t >= from {
-				fc.Forecast(pts)
-				out(r, t, pts)
-			}
+		out[i] = predict.ReplayRun{
+			Ctx:    &predict.RunContext{Identity: r.Identity, Start: r.Start, StepS: trace.StepSeconds, Scale: sc, Past: h.past(r, d, nil)},
+			Values: r.Values[d], ScoreFrom: r.ScoreFrom,
 		}
 	}
-	return nil
-}
-
-// calibrate returns the smallest margin under which at most
-// 1−CalibrationQuantile of the training next-step samples exceed the
-// allocation.
-func calibrate(ctx context.Context, fc predict.Forecaster, train []*trace.Run, d resource.Dim, h *history, sc float64) (float64, error) {
-	floor := MinAllocation * sc
-	kind := fc.MarginKind()
-	var ratios []float64
-	err := replay(ctx, fc, train, d, h, sc, func(r *trace.Run, t int, pts []predict.Point) {
-		y := r.Values[d][t+1]
-		p := pts[0]
-		var num, den float64
-		if kind == predict.Spread {
-			num, den = y-p.P50, p.Upper-p.P50
-			if y <= floor {
-				num, den = -1, 0 // covered by the floor whatever the margin
-			}
-		} else {
-			num, den = y, max(p.Upper, floor)
-		}
-		switch {
-		case den > 0:
-			ratios = append(ratios, num/den)
-		case num <= 0:
-			ratios = append(ratios, math.Inf(-1))
-		default:
-			ratios = append(ratios, math.Inf(1))
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	if len(ratios) == 0 {
-		return 0, fmt.Errorf("%w: no scorable training step (runs need > %d samples)", ErrOptions, FirstStep+Horizons+1)
-	}
-	slices.Sort(ratios)
-	k := int(math.Ceil(CalibrationQuantile*float64(len(ratios)))) - 1
-	q := ratios[max(k, 0)]
-	switch {
-	case math.IsInf(q, 1):
-		return 0, fmt.Errorf("%s: cannot calibrate: over %d%% of training steps have no spread", fc.Name(), 100-int(100*CalibrationQuantile))
-	case math.IsInf(q, -1): // the floor alone covers the quantile
-		q = 0
-		if kind == predict.Multiplicative {
-			q = 1
-		}
-	}
-	if kind == predict.Multiplicative {
-		return q - 1, nil
-	}
-	return q, nil
+	return out
 }
 
 type acc struct {
@@ -349,6 +658,12 @@ func (a *acc) metrics(margin float64) Metrics {
 }
 
 func (a *acc) add(v []float64, t int, alloc float64, p50 func(h int) float64) {
+	a.addH(v, t, alloc, Horizons, p50)
+}
+
+// addH scores the allocation for t+1 and the medians of the first hz
+// horizons.
+func (a *acc) addH(v []float64, t int, alloc float64, hz int, p50 func(h int) float64) {
 	y := v[t+1]
 	a.over += alloc - y
 	a.use += y
@@ -356,7 +671,7 @@ func (a *acc) add(v []float64, t int, alloc float64, p50 func(h int) float64) {
 	if y > alloc {
 		a.viol++
 	}
-	for h := range Horizons {
+	for h := range hz {
 		a.absErr[h] += math.Abs(p50(h) - v[t+1+h])
 		a.sumY[h] += v[t+1+h]
 	}
@@ -364,8 +679,9 @@ func (a *acc) add(v []float64, t int, alloc float64, p50 func(h int) float64) {
 
 func score(ctx context.Context, c predict.Calibrated, test []*trace.Run, d resource.Dim, h *history, sc float64) (Metrics, error) {
 	var a acc
-	err := replay(ctx, c.F, test, d, h, sc, func(r *trace.Run, t int, pts []predict.Point) {
-		a.add(r.Values[d], t, c.Alloc(pts[0]), func(h int) float64 { return pts[h].P50 })
+	pts := make([]predict.Point, Horizons)
+	err := predict.Replay(ctx, c.F, replayRuns(test, d, h, sc), predict.Scoring{First: FirstStep, Tail: Horizons}, pts, func(r *predict.ReplayRun, t int, pts []predict.Point) {
+		a.add(r.Values, t, c.Alloc(pts[0]), func(h int) float64 { return pts[h].P50 })
 	})
 	return a.metrics(c.Margin), err
 }
@@ -381,102 +697,8 @@ func oracle(test []*trace.Run, d resource.Dim) Metrics {
 	return a.metrics(0)
 }
 
-func want(o Options, name string) bool {
-	return len(o.Models) == 0 || slices.Contains(o.Models, name) || (name != "oracle" && slices.Contains(o.Models, "prescient"))
-}
-
-func evalDim(ctx context.Context, d resource.Dim, train, test []*trace.Run, h *history, o Options) (map[string]Metrics, error) {
-	sc := scale(train, d)
-	logf := func(format string, a ...any) {
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "eval: %s: "+format+"\n", append([]any{d}, a...)...)
-		}
-	}
-	res := map[string]Metrics{}
-	var cands []predict.Calibrated
-	for _, fc := range candidates(ctx, d, train, h, sc, o, logf) {
-		if !want(o, fc.Name()) {
-			continue
-		}
-		t0 := time.Now()
-		m, err := calibrate(ctx, fc, train, d, h, sc)
-		if err != nil {
-			return nil, fmt.Errorf("calibrate %s on %v: %w", fc.Name(), d, err)
-		}
-		c := predict.Calibrated{F: fc, Margin: m, Floor: MinAllocation * sc}
-		if res[fc.Name()], err = score(ctx, c, test, d, h, sc); err != nil {
-			return nil, err
-		}
-		logf("%-18s margin %+.3f  slack %.3f  violations %.4f  (%v)", fc.Name(), m, res[fc.Name()].Slack, res[fc.Name()].ViolationRate, time.Since(t0).Round(time.Millisecond))
-		cands = append(cands, c)
-	}
-	if want(o, "prescient") && len(cands) > 0 {
-		var sel []predict.Calibrated
-		for _, c := range cands {
-			if c.F.Name() != "last_value" {
-				sel = append(sel, c)
-			}
-		}
-		s := predict.NewSelector(sel, predict.CostWeights{})
-		m, err := calibrate(ctx, s, train, d, h, sc)
-		if err != nil {
-			return nil, fmt.Errorf("calibrate prescient on %v: %w", d, err)
-		}
-		c := predict.Calibrated{F: s, Margin: m, Floor: MinAllocation * sc}
-		if bins := RegimeBins; bins > 0 {
-			// The served allocation's spread over its median, with
-			// margins per regime of it.
-			var rows []predict.CalRow
-			if err := replay(ctx, s, train, d, h, sc, func(r *trace.Run, t int, pts []predict.Point) {
-				rows = append(rows, predict.CalRow{P50: pts[0].P50, Upper: pts[0].Upper, Y: r.Values[d][t+1]})
-			}); err != nil {
-				return nil, err
-			}
-			c.Regime = predict.FitRegimeMargin(rows, 1-CalibrationQuantile, bins, MinAllocation*sc)
-		}
-		if res["prescient"], err = score(ctx, c, test, d, h, sc); err != nil {
-			return nil, err
-		}
-		logf("%-18s margin %+.3f  slack %.3f  violations %.4f", "prescient", m, res["prescient"].Slack, res["prescient"].ViolationRate)
-	}
-	if want(o, "oracle") {
-		res["oracle"] = oracle(test, d)
-	}
-	return res, nil
-}
-
-// candidates builds the forecasters, training the learned ones on train.
-func candidates(ctx context.Context, d resource.Dim, train []*trace.Run, h *history, sc float64, o Options, logf func(string, ...any)) []predict.Forecaster {
-	fcs := []predict.Forecaster{
-		&predict.LastValue{},
-		&predict.WindowMax{Window: 24},
-		&predict.DecayedPercentile{},
-		&predict.Envelope{},
-	}
-
-	if !want(o, "gru") {
-		return fcs
-	}
-	runs := make([]predict.SeqRun, 0, len(train))
-	for _, r := range train {
-		runs = append(runs, predict.SeqRun{
-			Ctx:    &predict.RunContext{Identity: r.Identity, Start: r.Start, StepS: trace.StepSeconds, Scale: sc, Past: h.past(r, d, nil)},
-			Values: r.Values[d],
-		})
-	}
-	t0 := time.Now()
-	seq, st, err := predict.TrainSeq(ctx, predict.SeqConfig{Seed: o.Seed}, runs)
-	if err != nil {
-		logf("gru: %v (left out)", err)
-		return fcs
-	}
-	logf("gru: trained %d epochs in %v, loss %.4f → %.4f", st.Epochs, time.Since(t0).Round(time.Millisecond), st.Loss[0], st.Loss[len(st.Loss)-1])
-	return append(fcs, seq)
-}
-
-func writeTable(w io.Writer, f trace.Format, rep *Report) error {
-	dims := f.Dims()
-	fmt.Fprintf(w, "%-20s", "model")
+func writeTable(w io.Writer, dims []resource.Dim, rep *Report) error {
+	fmt.Fprintf(w, "next-step allocation (%d train runs, %d test runs)\n%-20s", rep.Train, rep.Test, "model")
 	for _, d := range dims {
 		fmt.Fprintf(w, " | %-8s %-7s %-7s %-7s", d.String()+":slack", "viol", "mae@1", "mae@6")
 	}
@@ -489,9 +711,53 @@ func writeTable(w io.Writer, f trace.Format, rep *Report) error {
 		fmt.Fprintf(w, "%-20s", name)
 		for _, d := range dims {
 			m := ms[d.String()]
-			fmt.Fprintf(w, " | %-8.3f %-7.4f %-7.3f %-7.3f", m.Slack, m.ViolationRate, m.MAERel[0], m.MAERel[Horizons-1])
+			mae := func(i int) float64 {
+				if i < len(m.MAERel) {
+					return m.MAERel[i]
+				}
+				return 0
+			}
+			fmt.Fprintf(w, " | %-8.3f %-7.4f %-7.3f %-7.3f", m.Slack, m.ViolationRate, mae(0), mae(Horizons-1))
 		}
 		fmt.Fprintln(w)
+	}
+	if len(rep.Signatures) > 0 {
+		fmt.Fprintf(w, "%-20s", "prescient per sig")
+		for _, d := range dims {
+			s := rep.Signatures[d.String()]
+			fmt.Fprintf(w, " | p50 %.4f p90 %.4f max %.3f (%d/%d > 1.5%%)", s.P50, s.P90, s.Max, s.Over, s.Signatures)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(rep.Enqueue) > 0 {
+		fmt.Fprintf(w, "\nenqueue-time whole-run curves\n%-20s", "model")
+		for _, d := range dims {
+			fmt.Fprintf(w, " | %-8s %-7s", d.String()+":slack", "viol")
+		}
+		fmt.Fprintf(w, " | runs  duration err\n")
+		for _, name := range WholeModels {
+			ms, ok := rep.Enqueue[name]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(w, "%-20s", name)
+			var last WholeMetrics
+			for _, d := range dims {
+				m := ms[d.String()]
+				fmt.Fprintf(w, " | %-8.3f %-7.4f", m.Slack, m.ViolationRate)
+				last = m
+			}
+			fmt.Fprintf(w, " | %-5d %.3f\n", last.Runs, last.DurationErr)
+		}
+	}
+	if a := rep.Ablation; a != nil {
+		fmt.Fprintf(w, "\nduration error with / without the load input\n")
+		for _, name := range WholeModels {
+			if _, ok := a.WithLoad[name]; ok {
+				fmt.Fprintf(w, "%-20s %.3f / %.3f\n", name, a.WithLoad[name], a.WithoutLoad[name])
+			}
+		}
+		fmt.Fprintf(w, "ratio (prescient)    %.2f\n", a.Ratio)
 	}
 	return nil
 }
