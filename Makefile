@@ -84,6 +84,18 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
 	$(BIN)/benchstat bench.txt
 
+# The real job mix (docs/benchmarks.md, "Real job mix"): 24 real programs run
+# by no scheduler, Prescient (predict cold and warm, fit) and, where installed,
+# Slurm, one runner at a time. Root, and the whole machine for ~35-40 minutes.
+# Pick runners, repeats or jobs with BENCHMIX_FLAGS, e.g.
+#   make bench-mix BENCHMIX_FLAGS='--repeat 3'
+# Slurm runs when sbatch and SLURM_CONF are there (harness: JOBMIX_HARNESS).
+BENCHMIX_FLAGS ?=
+.PHONY: bench-mix
+bench-mix: build
+	$(GO) build -o $(BIN)/benchmix ./cmd/benchmix
+	$(BIN)/benchmix --prescient $(PRESCIENT) $(BENCHMIX_FLAGS)
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
