@@ -46,8 +46,9 @@ import (
 // config is the command line.
 type config struct {
 	Mix, Out, Prescient, Harness string
-	Runners, Jobs                []string
+	Runners, Jobs, ServeArgs     []string
 	Parallel, Repeat, Cores      int
+	MemoryMB                     int
 	Timeout                      time.Duration
 	GenerateOnly                 bool
 }
@@ -64,7 +65,7 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
-	var runners, jobs string
+	var runners, jobs, serveArgs string
 	fs := flag.NewFlagSet("benchmix", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	harness := os.Getenv("JOBMIX_HARNESS")
@@ -80,6 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Parallel, "parallel", 2, "jobs at a time of the par runner")
 	fs.IntVar(&c.Repeat, "repeat", 1, "run every runner this many times (in turn); the table adds medians")
 	fs.IntVar(&c.Cores, "cores", runtime.NumCPU(), "cores the machine gives the mix (serve --cpu; the floor's divisor)")
+	fs.StringVar(&serveArgs, "serve-args", "", "more flags for the Prescient runners' prescient serve, space separated (e.g. \"--cpu-overcommit 1.25\")")
+	fs.IntVar(&c.MemoryMB, "memory", 0, "MB of memory the naive runners' jobs (one parent cgroup) and Prescient (serve --memory) are given (default MemTotal - 1 GiB, what the harness gives Slurm's node; Slurm keeps its own)")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Minute, "longest one run may take; its jobs are ended then (and lost)")
 	fs.BoolVar(&c.GenerateOnly, "generate-only", false, "write the mix (jobs.tsv, src/, data/) and stop")
 	fs.Usage = func() {
@@ -94,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Runners = splitList(runners)
 	c.Jobs = splitList(jobs)
+	c.ServeArgs = strings.Fields(serveArgs)
 	for _, r := range c.Runners {
 		if !slices.Contains(runnerOrder, r) {
 			return c, fmt.Errorf("--runners: no runner %q (have %s)", r, strings.Join(runnerOrder, ", "))
@@ -102,8 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if slices.Contains(c.Runners, runPredictWarm) && !slices.Contains(c.Runners, runPredictCold) {
 		return c, errors.New("--runners: predict-warm runs on predict-cold's state: select both")
 	}
-	if c.Parallel < 1 || c.Repeat < 1 || c.Cores < 1 || c.Timeout <= 0 {
-		return c, errors.New("--parallel, --repeat, --cores and --timeout must be positive")
+	if c.Parallel < 1 || c.Repeat < 1 || c.Cores < 1 || c.Timeout <= 0 || c.MemoryMB < 0 {
+		return c, errors.New("--parallel, --repeat, --cores and --timeout must be positive, --memory not negative")
 	}
 	return c, nil
 }
@@ -161,6 +165,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.MemoryMB > 0 {
+		if c.MemoryMB > capMB {
+			return fmt.Errorf("--memory %d MB: over the %d MB the machine can give (MemTotal - 1 GiB)", c.MemoryMB, capMB)
+		}
+		capMB = c.MemoryMB
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -194,11 +204,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			case runPar:
 				rn, desc[name] = naiveRunner{parallel: c.Parallel}, fmt.Sprintf("no scheduler, at most %d jobs at a time in mix order", c.Parallel)
 			case runPredictCold:
-				rn, desc[name] = prescientRunner{Bin: c.Prescient, Policy: "predict", StateDir: stateDir}, "`prescient serve --policy predict` on an empty state directory; jobs declare --cpu/--memory as in jobs.tsv"
+				rn, desc[name] = prescientRunner{Bin: c.Prescient, Policy: "predict", StateDir: stateDir, Extra: c.ServeArgs}, "`prescient serve --policy predict` on an empty state directory; jobs declare --cpu/--memory as in jobs.tsv"
 			case runPredictWarm:
-				rn, desc[name] = prescientRunner{Bin: c.Prescient, Policy: "predict", StateDir: stateDir}, "the same, again on predict-cold's state directory: history of every job"
+				rn, desc[name] = prescientRunner{Bin: c.Prescient, Policy: "predict", StateDir: stateDir, Extra: c.ServeArgs}, "the same, again on predict-cold's state directory: history of every job"
 			case runFit:
-				rn, desc[name] = prescientRunner{Bin: c.Prescient, Policy: "fit", StateDir: filepath.Join(c.Out, fmt.Sprintf("state-fit-%d", r))}, "`prescient serve --policy fit` on an empty state directory: the declarations are the requests"
+				rn, desc[name] = prescientRunner{Bin: c.Prescient, Policy: "fit", StateDir: filepath.Join(c.Out, fmt.Sprintf("state-fit-%d", r)), Extra: c.ServeArgs}, "`prescient serve --policy fit` on an empty state directory: the declarations are the requests"
 			case runSlurm:
 				if slurm.Harness == "" {
 					continue
@@ -226,6 +236,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	var md strings.Builder
 	fmt.Fprintf(&md, "# benchmix: %d jobs, %d cores, memory cap %d MB, %s\n\n", len(jobs), c.Cores, capMB, time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	if len(c.ServeArgs) > 0 {
+		fmt.Fprintf(&md, "Prescient runners: `prescient serve ... %s`\n\n", strings.Join(c.ServeArgs, " "))
+	}
 	fmt.Fprintf(&md, "`benchmix %s`\n\n", strings.Join(args, " "))
 	rep.writeTable(&md, c.Repeat, desc)
 	if err := os.WriteFile(filepath.Join(c.Out, "results.md"), []byte(md.String()), 0o644); err != nil {

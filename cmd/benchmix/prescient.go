@@ -27,6 +27,7 @@ type prescientRunner struct {
 	Bin      string // the prescient binary
 	Policy   string // serve --policy: predict or fit
 	StateDir string
+	Extra    []string // more serve flags (--serve-args)
 }
 
 func (p prescientRunner) run(ctx context.Context, e *runEnv) ([]jobResult, time.Time, error) {
@@ -102,6 +103,7 @@ func (p prescientRunner) serve(ctx context.Context, e *runEnv, sock string) (sto
 	}
 	cmd := exec.Command(p.Bin, "serve", "--state-dir", p.StateDir, "--socket", sock,
 		"--cpu", strconv.Itoa(e.cores), "--memory", fmt.Sprintf("%dM", e.capMB), "--policy", p.Policy)
+	cmd.Args = append(cmd.Args, p.Extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// its own process group: a Ctrl-C reaches benchmix, which cancels the
 	// tasks and then stops the daemon, in that order

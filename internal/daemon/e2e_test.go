@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -421,6 +422,10 @@ func TestTCPToken(t *testing.T) {
 			"--listen", "0.0.0.0:0", "--token-file", tokFile)
 		if code == 0 || !strings.Contains(errOut, "tls") {
 			t.Errorf("serve on 0.0.0.0 without TLS: exit %d, %q", code, errOut)
+		}
+		// The unix socket it had opened is closed and gone with it.
+		if _, err := os.Stat(filepath.Join(e.dir, "o.sock")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a daemon that failed to start left its socket: %v", err)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -247,4 +248,38 @@ func TestRecovery(t *testing.T) {
 		t.Error("the daemon ran a local-mode record")
 	}
 	f.idle()
+}
+
+// TestRequestsOverTheNode: under predict a request is a first guess (users
+// declare about twice what they use), so one larger than the node is
+// accepted and starts at most at the node's size; under fit requests are
+// the limits, and one that can never fit is refused at submit.
+func TestRequestsOverTheNode(t *testing.T) {
+	big := &api.SubmitRequest{Spec: api.Spec{Argv: []string{"true"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/tmp"},
+		Requests: &api.Limits{CPUCores: 0.5, MemoryMB: 4000}}
+	t.Run("predict", func(t *testing.T) {
+		rt := newFakeRunner()
+		rt.autoRun = true
+		f := newFixture(t, rt, "", func(c *Config) { c.Policy = PolicyPredict; c.Sched.TrainEvery = -1 })
+		tk, err := f.d.Submit(f.who, big)
+		if err != nil {
+			t.Fatalf("submit of 4000 MB on a 1000 MB node: %v", err)
+		}
+		r := f.runOf(tk.ID)
+		<-r.started
+		if r.limits.MemoryMB <= 0 || r.limits.MemoryMB > 1000 {
+			t.Errorf("started with a %.0f MB memory limit on a 1000 MB node", r.limits.MemoryMB)
+		}
+		r.finish(task.End{Started: true, StartedAt: r.startedAt})
+		f.waitFor(tk.ID, api.StateSucceeded)
+		f.idle()
+	})
+	t.Run("fit", func(t *testing.T) {
+		f := newFixture(t, newFakeRunner(), "", nil)
+		_, err := f.d.Submit(f.who, big)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "can never fit") {
+			t.Fatalf("fit: submit of 4000 MB on a 1000 MB node: %v, want 400 can never fit", err)
+		}
+	})
 }

@@ -38,6 +38,7 @@ type fakeRun struct {
 	started, exited, done chan struct{}
 	startedAt             time.Time
 	end                   task.End
+	limits                task.Limits // what the run was started with
 	once                  sync.Once
 	cancelled             bool
 	mu                    sync.Mutex
@@ -93,7 +94,7 @@ func (f *fakeRunner) Start(req shimRequest) (runHandle, error) {
 	if f.startErr != nil {
 		return nil, f.startErr
 	}
-	r := &fakeRun{id: req.ID, started: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{})}
+	r := &fakeRun{id: req.ID, limits: req.Limits, started: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{})}
 	f.runs[req.ID] = r
 	f.starts[req.ID]++
 	if f.autoRun {

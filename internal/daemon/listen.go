@@ -145,11 +145,21 @@ func (d *Daemon) serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	h := d.handler()
 	var servers []*http.Server
+	// fail ends a start cut short by a later listener's error: the loops
+	// stop and the servers already serving close (the unix socket's
+	// removed), so nothing keeps answering for a daemon that failed.
+	fail := func(err error) error {
+		d.stopLoops()
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		_ = g.Wait()
+		return err
+	}
 	if d.cfg.Socket != "" {
 		ln, err := d.listenUnix()
 		if err != nil {
-			d.stopLoops()
-			return err
+			return fail(err)
 		}
 		ln = &peerListener{Listener: ln, d: d}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout,
@@ -172,25 +182,21 @@ func (d *Daemon) serve(ctx context.Context) error {
 	if d.cfg.Listen != "" {
 		tok, owner, err := readToken(d.cfg.TokenFile)
 		if err != nil {
-			d.stopLoops()
-			return err
+			return fail(err)
 		}
 		tlsOn := d.cfg.TLSCert != ""
 		if !tlsOn && !isLoopback(d.cfg.Listen) {
-			d.stopLoops()
-			return fmt.Errorf("--listen %s is not a loopback address: it needs --tls-cert and --tls-key: %w", d.cfg.Listen, ErrConfig)
+			return fail(fmt.Errorf("--listen %s is not a loopback address: it needs --tls-cert and --tls-key: %w", d.cfg.Listen, ErrConfig))
 		}
 		ln, err := net.Listen("tcp", d.cfg.Listen)
 		if err != nil {
-			d.stopLoops()
-			return err
+			return fail(err)
 		}
 		if tlsOn {
 			cert, err := tls.LoadX509KeyPair(d.cfg.TLSCert, d.cfg.TLSKey)
 			if err != nil {
 				ln.Close()
-				d.stopLoops()
-				return fmt.Errorf("tls: %w", err)
+				return fail(fmt.Errorf("tls: %w", err))
 			}
 			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		}
@@ -207,8 +213,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 	if d.cfg.MetricsListen != "" {
 		ln, err := net.Listen("tcp", d.cfg.MetricsListen)
 		if err != nil {
-			d.stopLoops()
-			return fmt.Errorf("--metrics-listen: %w", err)
+			return fail(fmt.Errorf("--metrics-listen: %w", err))
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(d.cfg.Gatherer, promhttp.HandlerOpts{}))

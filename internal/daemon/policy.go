@@ -71,6 +71,11 @@ type Policy interface {
 	Run(ctx context.Context)
 	// Counts reports how many tasks are queued and running.
 	Counts() (queued, running int)
+	// RequestsAreLimits reports whether a task's requests are its fixed
+	// limits (fit): then one larger than the node can never start and is
+	// refused at submit. Otherwise requests are a first guess that history
+	// replaces, and one over the node starts at most at the node's size.
+	RequestsAreLimits() bool
 }
 
 // instrumented is a Policy that counts into the daemon's metrics; New

@@ -20,11 +20,12 @@ import (
 // and static limits; predictPolicy feeds it predicted curves and live
 // forecasts.
 type schedPolicy struct {
-	name string
-	sch  *sched.Scheduler
-	led  *ledger.Ledger
-	log  *slog.Logger
-	m    atomic.Pointer[metrics] // nil until instrument; read by the scheduler's callback
+	name   string
+	static bool // requests are fixed limits (sched.Config.Static)
+	sch    *sched.Scheduler
+	led    *ledger.Ledger
+	log    *slog.Logger
+	m      atomic.Pointer[metrics] // nil until instrument; read by the scheduler's callback
 }
 
 // newSchedPolicy builds the ledger and the scheduler for a node of the
@@ -41,7 +42,7 @@ func newSchedPolicy(name string, capacity resource.Vector, ctl Control, cfg sche
 	if err != nil {
 		return nil, err
 	}
-	p := &schedPolicy{name: name, led: led, log: log}
+	p := &schedPolicy{name: name, static: cfg.Static, led: led, log: log}
 	cfg.Ledger, cfg.Log, cfg.OnAllocation = led, log, p.onAllocation
 	if ctl != nil {
 		cfg.Executor = schedControl{ctl}
@@ -65,6 +66,8 @@ func (p *schedPolicy) onAllocation(reason string) {
 }
 
 func (p *schedPolicy) Name() string { return p.name }
+
+func (p *schedPolicy) RequestsAreLimits() bool { return p.static }
 
 func (p *schedPolicy) Enqueue(q Queued) error {
 	if _, err := p.sch.Enqueue(schedTask(q)); err != nil && !errors.Is(err, sched.ErrExists) {

@@ -27,13 +27,14 @@ func growSpec() api.SubmitRequest {
 	return r
 }
 
-// buildHistory runs the growing workload n times at once and waits for
-// them: their curves become the signature's history.
-func buildHistory(t *testing.T, ctx context.Context, c *api.Client, n int) {
+// runAll submits reqs at once and waits for every one; it returns their
+// ended records in the order of reqs.
+func runAll(t *testing.T, ctx context.Context, c *api.Client, reqs ...api.SubmitRequest) []*api.Task {
 	t.Helper()
+	out := make([]*api.Task, len(reqs))
 	var wg sync.WaitGroup
-	for range n {
-		tk, err := c.Submit(ctx, growSpec())
+	for i, r := range reqs {
+		tk, err := c.Submit(ctx, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,12 +46,29 @@ func buildHistory(t *testing.T, ctx context.Context, c *api.Client, n int) {
 				t.Error(err)
 				return
 			}
-			if final.State != api.StateSucceeded {
-				t.Errorf("history run %s: %s (%s)", tk.ID, final.State, final.Error)
-			}
+			out[i] = final
 		}()
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return out
+}
+
+// buildHistory runs the growing workload n times at once and waits for
+// them: their curves become the signature's history.
+func buildHistory(t *testing.T, ctx context.Context, c *api.Client, n int) {
+	t.Helper()
+	reqs := make([]api.SubmitRequest, n)
+	for i := range reqs {
+		reqs[i] = growSpec()
+	}
+	for _, final := range runAll(t, ctx, c, reqs...) {
+		if final.State != api.StateSucceeded {
+			t.Errorf("history run %s: %s (%s)", final.ID, final.State, final.Error)
+		}
+	}
 	if t.Failed() {
 		ts, _ := c.List(context.Background(), api.ListOptions{})
 		for _, x := range ts {

@@ -74,7 +74,7 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 	}
 	reqs := d.requestsFor(spec.Limits, req.Requests)
 	capacity := d.capacity()
-	if !fitsCapacity(capacity, reqs) {
+	if !fitsCapacity(capacity, reqs) && d.pol.RequestsAreLimits() {
 		return rejected(http.StatusBadRequest, api.CodeBadRequest,
 			fmt.Sprintf("requests of %.2f cores and %.0f MB can never fit the node's capacity of %.2f cores and %.0f MB",
 				reqs.CPUCores, reqs.MemoryMB, capacity.CPUCores, capacity.MemoryMB))

@@ -82,7 +82,10 @@ func (s *Scheduler) dispatch(now time.Time, n int) []Start {
 func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	need := e.curve.Window(0, s.cfg.CommitWindow, false)
 	if e.loose {
-		need = need.Max(e.t.Features.Requests)
+		// Its declaration, but no more than the node: a request over the
+		// node is a guess (fit refuses it at submit), started at the
+		// node's size.
+		need = need.Max(e.t.Features.Requests).Min(s.capv)
 	}
 	if !s.cfg.Static {
 		free := s.capv.Sub(s.usedSum)
