@@ -201,6 +201,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.cfg.LogTotalBytes >= 0 {
 		d.goTracked(d.retentionLoop)
 	}
+	d.goTracked(d.trimLoop)
 	pctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d.goTracked(func() { d.pol.Run(pctx) })

@@ -132,8 +132,18 @@ func (e *Engine) AddRun(r Run) {
 			Avail:     resource.Set(0).With(resource.CPU).With(resource.Memory).With(resource.IO).With(resource.Net),
 		}
 	}
-	e.eng.AddRun(features(r.Features), r.Start, ss)
+	e.eng.AddRun(predict.Run{Features: features(r.Features), Start: r.Start, Samples: ss})
 }
+
+// MarshalState is what the engine learned online per signature (scores
+// and margins of its whole-run models), for LoadState after a restart:
+// replaying the kept runs alone would forget what older, dropped runs
+// taught the margins.
+func (e *Engine) MarshalState() []byte { return e.eng.MarshalState() }
+
+// LoadState restores MarshalState's bytes; call it after the runs are
+// added. On error the engine is unchanged.
+func (e *Engine) LoadState(b []byte) error { return e.eng.LoadState(b) }
 
 // Predict returns the whole-run curves for f under load l, or ErrNoHistory.
 func (e *Engine) Predict(ctx context.Context, f Features, l Load) (Prediction, error) {

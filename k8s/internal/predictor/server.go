@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,6 +24,8 @@ const (
 	maxRunSamples = 1 << 17 // samples per recorded run, before resampling
 	minStep       = time.Millisecond
 	maxStep       = time.Hour
+	stateFile     = "state.bin"      // the engine's online state, beside runs.db
+	saveEvery     = 30 * time.Second // how often changed state is saved
 )
 
 // Config configures a Server.
@@ -70,6 +74,11 @@ type Server struct {
 	eng   *core.Engine
 	store *runStore
 
+	mu    sync.Mutex // guards dirty; serialises saves
+	dirty bool       // runs were added since the state was saved
+
+	stop      chan struct{}
+	saver     sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -105,12 +114,78 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("load runs: %w", err)
 	}
 	log.Info("predictor history loaded", "runs", n, "dir", cfg.Dir)
-	return &Server{cfg: cfg, log: log, eng: eng, store: st}, nil
+	if b, err := os.ReadFile(filepath.Join(cfg.Dir, stateFile)); err == nil {
+		if err := eng.LoadState(b); err != nil {
+			log.Warn("predictor state not loaded: the margins start again from the kept runs", "err", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		log.Warn("predictor state not read", "err", err)
+	}
+	s := &Server{cfg: cfg, log: log, eng: eng, store: st, stop: make(chan struct{})}
+	s.saver.Add(1)
+	go s.saveLoop()
+	return s, nil
 }
 
-// Close closes the run store. Idempotent.
+// saveLoop saves the engine's state every saveEvery while runs arrive, so
+// a crash loses at most that much of what the margins learned (never a
+// run: runs are on disk before Record returns).
+func (s *Server) saveLoop() {
+	defer s.saver.Done()
+	t := time.NewTicker(saveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.saveState(); err != nil {
+				s.log.Warn("save predictor state", "err", err)
+			}
+		}
+	}
+}
+
+// saveState writes the engine's state (write, fsync, rename) if runs were
+// added since the last save.
+func (s *Server) saveState() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
+	}
+	path := filepath.Join(s.cfg.Dir, stateFile)
+	f, err := os.CreateTemp(s.cfg.Dir, stateFile+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(s.eng.MarshalState()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	s.dirty = false
+	return nil
+}
+
+// Close saves the engine's state and closes the run store. Idempotent.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.store.close() })
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.saver.Wait()
+		serr := s.saveState()
+		s.closeErr = errors.Join(serr, s.store.close())
+	})
 	return s.closeErr
 }
 
@@ -162,6 +237,9 @@ func (s *Server) Record(req RunRequest) (RunResponse, error) {
 		return RunResponse{}, err
 	}
 	s.eng.AddRun(r.coreRun())
+	s.mu.Lock()
+	s.dirty = true
+	s.mu.Unlock()
 	s.log.Debug("run recorded", "signature", req.Signature, "samples", len(r.Samples), "kept", kept)
 	return RunResponse{Runs: kept}, nil
 }

@@ -66,9 +66,10 @@ func TestRestartLosesNoHistory(t *testing.T) {
 	if before.Source != "exact" {
 		t.Errorf("source %q, want exact", before.Source)
 	}
-	// Kept: runs 2, 3, 4 → peaks 120, 130, 140 MiB; the upper peak is the max.
-	if got, want := before.Memory.Peak.Upper, 140.0*(1<<20); got < want*0.999 || got > want*1.001 {
-		t.Errorf("memory upper peak %v, want %v", got, want)
+	// Kept: runs 2, 3, 4 → peaks 120, 130, 140 MiB (rising 10 a run);
+	// the upper peak covers the largest, with the engine's margin.
+	if got, want := before.Memory.Peak.Upper, 140.0*(1<<20); got < want*0.999 || got > want*1.25 {
+		t.Errorf("memory upper peak %v, want %v to 1.25 × that", got, want)
 	}
 	if got := before.CPU.Peak.P50; got < 0.499 || got > 0.501 {
 		t.Errorf("cpu p50 peak %v, want 0.5", got)
