@@ -20,9 +20,15 @@ const growScript = "1s:mem=50;2s:mem=150;2s:mem=300"
 // memory grows starts with a low limit and must be raised in time.
 var schedArgs = []string{"--predict-step", "1s", "--commit-window", "1s", "--monitor-window", "1500ms", "--train-every", "-1s"}
 
+// lateScript holds 50 MB for 6 s, then 300 MB: its limit is raised ahead
+// of the rise about 5 s in, long after anything started beside it.
+const lateScript = "6s:mem=50;2s:mem=300"
+
 // growSpec declares what a user would: a little more than its 300 MB peak.
-func growSpec() api.SubmitRequest {
-	r := spec(bin, "workload", "--quiet", growScript)
+func growSpec() api.SubmitRequest { return scriptSpec(growScript) }
+
+func scriptSpec(script string) api.SubmitRequest {
+	r := spec(bin, "workload", "--quiet", script)
 	r.Requests = &api.Limits{CPUCores: 0.5, MemoryMB: 350}
 	return r
 }
@@ -60,9 +66,15 @@ func runAll(t *testing.T, ctx context.Context, c *api.Client, reqs ...api.Submit
 // them: their curves become the signature's history.
 func buildHistory(t *testing.T, ctx context.Context, c *api.Client, n int) {
 	t.Helper()
+	buildHistoryOf(t, ctx, c, growScript, n)
+}
+
+// buildHistoryOf runs workload script n times at once and waits for them.
+func buildHistoryOf(t *testing.T, ctx context.Context, c *api.Client, script string, n int) {
+	t.Helper()
 	reqs := make([]api.SubmitRequest, n)
 	for i := range reqs {
-		reqs[i] = growSpec()
+		reqs[i] = scriptSpec(script)
 	}
 	for _, final := range runAll(t, ctx, c, reqs...) {
 		if final.State != api.StateSucceeded {
@@ -118,6 +130,9 @@ func TestSchedRaisesMemoryAhead(t *testing.T) {
 		t.Fatalf("allocations = %v", reasons(as))
 	}
 	if as[0].Limits.MemoryMB <= 0 || as[0].Limits.MemoryMB >= 300 {
+		for _, s := range final.Prediction.Steps {
+			t.Logf("  step %.1fs p50 mem=%.0f up=%.0f", s.DurationS, s.P50.MemoryMB, s.Upper.MemoryMB)
+		}
 		t.Fatalf("initial memory limit %.0f MB: want a low (< 300 MB) predicted limit", as[0].Limits.MemoryMB)
 	}
 	raised := 0.0
@@ -147,22 +162,24 @@ func TestSchedOOMRequeue(t *testing.T) {
 	e.start()
 	c := e.client()
 	ctx := ctxT(t, 90*time.Second)
-	buildHistory(t, ctx, c, 3)
+	buildHistoryOf(t, ctx, c, lateScript, 3)
 	// Restart on a 600 MB node: the history is loaded from the store.
 	e.stop()
 	e.args = append([]string{"--memory", "600M"}, schedArgs...)
 	e.start()
 	c = e.client()
 
-	// Once the task has started (with a low limit), a task with no history
-	// that really uses 350 MB takes what its growth needs: 600 − 350 < 330
-	// MB, and there is no slack to take back.
-	tk, err := c.Submit(ctx, growSpec())
+	// Once the task has started (with a low limit: 50 MB for its first
+	// 6 s), a task with no history that really uses 350 MB takes what its
+	// growth needs: 600 − 370 < 300 MB, and there is no slack to take back.
+	// The blocker starts seconds before the raise is due, so how fast the
+	// machine is does not decide the outcome.
+	tk, err := c.Submit(ctx, scriptSpec(lateScript))
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, ctx, c, tk.ID, api.StateRunning)
-	blocker := spec(bin, "workload", "--quiet", "8s:mem=350")
+	blocker := spec(bin, "workload", "--quiet", "12s:mem=350")
 	blocker.Requests = &api.Limits{CPUCores: 0.1, MemoryMB: 350}
 	blocker.Spec.Limits = api.Limits{MemoryMB: 370} // capped: it neither grows nor holds slack
 	bt, err := c.Submit(ctx, blocker)

@@ -190,8 +190,17 @@ func (m *models) marginOf(st *sigState, c, j int) float64 {
 		mx = max(mx, float64(r))
 	}
 	n := float64(len(st.conf[c][j]))
-	return (n*mx + 2*pool) / (n + 2)
+	return min((n*mx+2*pool)/(n+2), maxWholeMargin)
 }
+
+// maxWholeMargin bounds a signature's whole-run margin. A few runs that
+// started at different speeds (a loaded node) put one run's rise in a
+// bucket where another's upper point is still near zero, and the ratio
+// that bucket needs is 100× or more: an upper curve of the whole node
+// for a 300 MB task (measured in the daemon's e2e tests). Beyond 4× the
+// curve's own upper, a larger margin stops covering a real need and only
+// reserves the node; the running task's limit still follows its use.
+const maxWholeMargin = 4
 
 // choose is the whole-run candidate that serves signature st: the one
 // with the lower decayed pinball loss on its runs, else on every
