@@ -163,15 +163,17 @@ func TestSchedOOMRequeue(t *testing.T) {
 	c := e.client()
 	ctx := ctxT(t, 90*time.Second)
 	buildHistoryOf(t, ctx, c, lateScript, 3)
-	// Restart on a 600 MB node: the history is loaded from the store.
+	// Restart on a 650 MB node: the history is loaded from the store.
 	e.stop()
-	e.args = append([]string{"--memory", "600M"}, schedArgs...)
+	e.args = append([]string{"--memory", "650M"}, schedArgs...)
 	e.start()
 	c = e.client()
 
 	// Once the task has started (with a low limit: 50 MB for its first
 	// 6 s), a task with no history that really uses 350 MB takes what its
-	// growth needs: 600 − 370 < 300 MB, and there is no slack to take back.
+	// growth needs: 650 − 370 < 300 MB, and there is no slack to take back;
+	// the task's first limit (its 50 MB with margins: 230–270 MB) leaves
+	// the blocker its 370 MB.
 	// The blocker starts seconds before the raise is due, so how fast the
 	// machine is does not decide the outcome.
 	tk, err := c.Submit(ctx, scriptSpec(lateScript))

