@@ -20,10 +20,6 @@ const growScript = "1s:mem=50;2s:mem=150;2s:mem=300"
 // memory grows starts with a low limit and must be raised in time.
 var schedArgs = []string{"--predict-step", "1s", "--commit-window", "1s", "--monitor-window", "1500ms", "--train-every", "-1s"}
 
-// lateScript holds 50 MB for 6 s, then 300 MB: its limit is raised ahead
-// of the rise about 5 s in, long after anything started beside it.
-const lateScript = "6s:mem=50;2s:mem=300"
-
 // growSpec declares what a user would: a little more than its 300 MB peak.
 func growSpec() api.SubmitRequest { return scriptSpec(growScript) }
 
@@ -153,50 +149,85 @@ func TestSchedRaisesMemoryAhead(t *testing.T) {
 	}
 }
 
-// TestSchedOOMRequeue: when the node is full the raise cannot be granted;
-// the task is OOM-killed, requeued with a larger estimate, waits for room
-// and completes.
+// TestSchedOOMRequeue: a task whose run outgrows its history (the same
+// signature: what changed is outside it, as when a job's data grows) hits
+// its limit while the node's memory is held by another task, so the raise
+// is refused and the kernel kills it. It is requeued, not lost, with an
+// estimate of at least what it reached, and it starts again only when
+// there is room for that: after the other task has ended.
+//
+// Every step waits on a state, never on time: the blocker runs before the
+// task is submitted and until the test cancels it, once the task is back
+// in the queue, so how fast the machine is decides nothing.
 func TestSchedOOMRequeue(t *testing.T) {
 	needDaemon(t)
-	if os.Getenv("PRESCIENT_KNOWN_GAPS") == "" {
-		// Flaky under load (1 in 2 on a loaded clean clone, 2026-12-04):
-		// the blocker must be running before the task's limit is raised
-		// about 4 s in, and on a race-built daemon under load it sometimes
-		// is not; then the raise is granted and no OOM happens. OOM retry
-		// is covered meanwhile by TestOOMInsideShellRetried and the soak.
-		t.Skip("known flake: the blocker may start after the raise; PRESCIENT_KNOWN_GAPS=1 runs it")
-	}
-	e := newEnv(t, schedArgs...)
+	// SHAPE chooses the curve and is kept out of the signature, so the
+	// task's history (50 MB flat) and its real run (50 MB, then 300 MB)
+	// share one signature.
+	e := newEnv(t, append([]string{"--memory", "650M", "--env-deny", "SHAPE"}, schedArgs...)...)
 	e.start()
 	c := e.client()
-	ctx := ctxT(t, 90*time.Second)
-	buildHistoryOf(t, ctx, c, lateScript, 3)
-	// Restart on a 650 MB node: the history is loaded from the store.
-	e.stop()
-	e.args = append([]string{"--memory", "650M"}, schedArgs...)
-	e.start()
-	c = e.client()
-
-	// Once the task has started (with a low limit: 50 MB for its first
-	// 6 s), a task with no history that really uses 350 MB takes what its
-	// growth needs: 650 − 370 < 300 MB, and there is no slack to take back;
-	// the task's first limit (its 50 MB with margins: 230–270 MB) leaves
-	// the blocker its 370 MB.
-	// The blocker starts seconds before the raise is due, so how fast the
-	// machine is does not decide the outcome.
-	tk, err := c.Submit(ctx, scriptSpec(lateScript))
-	if err != nil {
-		t.Fatal(err)
+	ctx := ctxT(t, 120*time.Second)
+	shaped := func(shape string) api.SubmitRequest {
+		r := spec("/bin/sh", "-c", `exec "$PRESCIENT" workload --quiet "$SHAPE"`)
+		r.Spec.Env = append(r.Spec.Env, "PRESCIENT="+bin, "SHAPE="+shape)
+		r.Requests = &api.Limits{CPUCores: 0.5, MemoryMB: 350}
+		return r
 	}
-	waitState(t, ctx, c, tk.ID, api.StateRunning)
-	blocker := spec(bin, "workload", "--quiet", "12s:mem=350")
+	hist := make([]api.SubmitRequest, 3)
+	for i := range hist {
+		hist[i] = shaped("3s:mem=50")
+	}
+	var sig string
+	for _, final := range runAll(t, ctx, c, hist...) {
+		if final.State != api.StateSucceeded {
+			t.Fatalf("history run %s: %s (%s)", final.ID, final.State, final.Error)
+		}
+		if sig != "" && final.Signature != sig {
+			t.Fatalf("history runs have signatures %s and %s: SHAPE entered the signature", sig, final.Signature)
+		}
+		sig = final.Signature
+	}
+
+	// The blocker holds 350 MB, capped at 370: it neither grows nor has
+	// slack to give back. It runs until cancelled.
+	blocker := spec(bin, "workload", "--quiet", "300s:mem=350")
 	blocker.Requests = &api.Limits{CPUCores: 0.1, MemoryMB: 350}
-	blocker.Spec.Limits = api.Limits{MemoryMB: 370} // capped: it neither grows nor holds slack
+	blocker.Spec.Limits = api.Limits{MemoryMB: 370}
 	bt, err := c.Submit(ctx, blocker)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, ctx, c, bt.ID, api.StateRunning)
+
+	// The task starts beside it on its 50 MB history (650 − 370 leaves
+	// 280 MB) and grows to 300 MB a second in: no room for the raise.
+	tk, err := c.Submit(ctx, shaped("1s:mem=50;4s:mem=300"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur *api.Task
+	for ctx.Err() == nil {
+		if cur, err = c.Get(ctx, tk.ID); err == nil && (cur.Retries > 0 || api.TerminalState(cur.State)) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if cur == nil || cur.Retries < 1 || cur.State != api.StateQueued {
+		t.Fatalf("after its growth beside the blocker: %+v; want requeued after an OOM kill", cur)
+	}
+	if cur.Signature != sig {
+		t.Fatalf("the task's signature %s is not its history's %s", cur.Signature, sig)
+	}
+	// It waits: its new estimate does not fit beside the blocker.
+	time.Sleep(2 * time.Second)
+	if cur, err = c.Get(ctx, tk.ID); err != nil || cur.State != api.StateQueued {
+		t.Fatalf("the retry did not wait for room: %+v, %v", cur, err)
+	}
+	if _, err := c.Cancel(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	final, err := c.Wait(ctx, tk.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +243,7 @@ func TestSchedOOMRequeue(t *testing.T) {
 		}
 	}
 	if retry == nil || retry.Held.MemoryMB < 300 {
-		t.Fatalf("no oom_retry with a larger estimate: %+v", final.Allocations)
+		t.Fatalf("no oom_retry with an estimate of 300 MB or more: %+v", final.Allocations)
 	}
 	b, err := c.Get(ctx, bt.ID)
 	if err != nil {

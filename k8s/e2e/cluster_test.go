@@ -16,6 +16,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -246,6 +247,20 @@ func TestJobGetsPredictedRequests(t *testing.T) {
 	if err := c.cs.CoreV1().Pods("prescient-system").Delete(ctx, old, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The old pod must be gone first: both pods use the host's network, so
+	// while the old one drains, the new one's readiness probe (and our own
+	// calls) reach the old process, and the new one is still blocked on
+	// the run store's lock. "Ready" before then means nothing.
+	poll(t, "the old predictor pod gone", 120*time.Second, func() (bool, error) {
+		_, err := c.cs.CoreV1().Pods("prescient-system").Get(ctx, old, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("pod %s still there", old)
+		}
+		return false, err
+	})
 	poll(t, "a new predictor pod, ready", 120*time.Second, func() (bool, error) {
 		pods, err := c.cs.CoreV1().Pods("prescient-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=prescient-predictor"})
 		if err != nil {
