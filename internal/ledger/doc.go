@@ -11,7 +11,10 @@
 // an error. Soft reservations expire after a TTL past their planned start and
 // are re-sized when predictions change. Commit turns a soft reservation into
 // a hard allocation: flat limits held from the commit until Adjust or
-// Release. Release is idempotent and safe without a prior reserve; using a
+// Release. CommitPlan does the same for a task whose curve is known, and
+// keeps the rest of its curve in the calendar instead of a flat hold, so the
+// queue is planned beside what running tasks will use, not beside their
+// peaks; their limits are still accounted exactly against capacity. Release is idempotent and safe without a prior reserve; using a
 // released reservation is ErrReleased. Whatever is released, expired or shrunk
 // returns to the pool at once; Generation and Notify tell the scheduler to
 // look at its queue again.
@@ -23,8 +26,10 @@
 // Data structure: the calendar is a ring of fixed-width time slots covering a
 // horizon, holding the soft reservations' usage per slot in integer
 // milli-units, under a segment tree with lazy range-add and per-dimension max
-// (see calendar.go). Hard allocations are open-ended and flat, so they are one
-// vector beside the tree rather than entries in it. The earliest-fit search
+// (see calendar.go). Hard allocations held flat are open-ended, so they are
+// one vector beside the tree rather than entries in it; planned ones are in
+// the tree like soft reservations (their first slot raised to their limits),
+// and are held flat again once they run past their plan. The earliest-fit search
 // jumps from each conflict straight past it, so it costs a few O(log slots)
 // tree descents per step of the curve instead of a scan of the calendar.
 //

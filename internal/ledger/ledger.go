@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,7 @@ type Kind uint8
 // The kinds of reservation.
 const (
 	Soft Kind = iota + 1 // a planned curve at a planned start
-	Hard                 // flat committed limits, open-ended
+	Hard                 // committed limits, open-ended: held flat, or planned by the rest of its curve (CommitPlan)
 )
 
 func (k Kind) String() string {
@@ -237,6 +238,19 @@ type shape struct {
 	least      qvec // per-dimension min over steps
 }
 
+// in is what sh, placed at start, holds in absolute slot slot: the max of
+// the steps that touch it (as place counts it).
+func (sh *shape) in(start, slot, w int64) qvec {
+	var v qvec
+	for k := range sh.offs {
+		a := start + sh.offs[k]
+		if floorDiv(a, w) <= slot && slot <= floorDiv(a+sh.durs[k]-1, w) {
+			v = v.max(sh.sized[k])
+		}
+	}
+	return v
+}
+
 type res struct {
 	id       string
 	kind     Kind
@@ -248,6 +262,16 @@ type res struct {
 	sh       shape
 	hard     qvec
 	limits   task.Limits
+	// A hard allocation with a plan (CommitPlan) holds no flat vector
+	// beside the calendar: the rest of its curve is in the calendar
+	// instead. plan is that curve, sized, from pbase; placed is what the
+	// calendar holds for it from pstart: the plan from the last commit or
+	// adjust on, its first slot raised to the limits held then.
+	planned bool
+	plan    shape
+	pbase   int64
+	placed  shape
+	pstart  int64
 }
 
 type tombstone uint8
@@ -269,6 +293,8 @@ type Ledger struct {
 	cal      *calendar       // guarded by mu
 	started  bool            // guarded by mu: the window's origin is set
 	hard     qvec            // guarded by mu: sum of hard allocations
+	flat     qvec            // guarded by mu: sum of the hard allocations held flat (no plan)
+	nextEnd  int64           // guarded by mu: earliest end of a placed plan (math.MaxInt64: none)
 	res      map[string]*res // guarded by mu
 	exp      expHeap         // guarded by mu: soft reservations by expiry
 	tomb     map[string]tombstone
@@ -290,14 +316,15 @@ func New(cfg Config, log *slog.Logger) (*Ledger, error) {
 	}
 	slots := 1 << bits.Len64(uint64(n-1))
 	l := &Ledger{
-		log:    log,
-		cfg:    cfg,
-		capq:   supply(cfg.Capacity),
-		width:  int64(cfg.SlotWidth),
-		notify: make(chan struct{}, 1),
-		cal:    newCalendar(int64(cfg.SlotWidth), slots),
-		res:    make(map[string]*res),
-		tomb:   make(map[string]tombstone),
+		log:     log,
+		cfg:     cfg,
+		capq:    supply(cfg.Capacity),
+		width:   int64(cfg.SlotWidth),
+		notify:  make(chan struct{}, 1),
+		cal:     newCalendar(int64(cfg.SlotWidth), slots),
+		res:     make(map[string]*res),
+		tomb:    make(map[string]tombstone),
+		nextEnd: math.MaxInt64,
 	}
 	if !cfg.Start.IsZero() {
 		l.cal.reset(l.cal.slotOf(cfg.Start.UnixNano()))
@@ -385,11 +412,103 @@ func (l *Ledger) advance(now time.Time) {
 	}
 	if l.cal.advance(l.cal.slotOf(now.UnixNano())) {
 		for _, r := range l.res {
-			if r.kind == Soft {
+			switch {
+			case r.kind == Soft:
 				l.place(r.start, &r.sh, 1)
+			case r.planned:
+				l.place(r.pstart, &r.placed, 1)
 			}
 		}
 	}
+	if ns := now.UnixNano(); ns >= l.nextEnd {
+		l.nextEnd = math.MaxInt64
+		for _, r := range l.res {
+			if !r.planned {
+				continue
+			}
+			if end := r.pstart + r.placed.total; end <= ns {
+				// Running past its predicted end: no plan says when it
+				// will let go, so it is held flat until released.
+				l.unplan(r)
+			} else {
+				l.nextEnd = min(l.nextEnd, end)
+			}
+		}
+	}
+}
+
+// unplan takes hard allocation r's plan out of the calendar: it is held
+// flat again.
+func (l *Ledger) unplan(r *res) {
+	if !r.planned {
+		return
+	}
+	l.place(r.pstart, &r.placed, -1)
+	r.planned, r.plan, r.placed = false, shape{}, shape{}
+	l.flat = l.flat.add(r.hard)
+}
+
+// replace (re)places hard allocation r's plan from now: the rest of the
+// plan, its first slot raised to r's limits, cut at the calendar's end.
+func (l *Ledger) replace(r *res, now int64) {
+	if r.planned {
+		l.place(r.pstart, &r.placed, -1)
+	}
+	r.placed, r.pstart = l.rest(&r.plan, r.pbase, now, r.hard), now
+	l.place(r.pstart, &r.placed, 1)
+	l.nextEnd = min(l.nextEnd, r.pstart+r.placed.total)
+}
+
+// rest is the part of plan (offset 0 at base) from now on, as a shape
+// starting at now, with what lies within one slot width of now raised to
+// q (the limits held now, which the calendar must cover while they are
+// held) and nothing past the calendar's end.
+func (l *Ledger) rest(plan *shape, base, now int64, q qvec) shape {
+	w := l.width
+	limit := l.cal.end()*w - now
+	var out shape
+	push := func(off, dur int64, v qvec) {
+		if dur <= 0 || off >= limit {
+			return
+		}
+		dur = min(dur, limit-off)
+		if n := len(out.offs); n > 0 && out.sized[n-1] == v && out.offs[n-1]+out.durs[n-1] == off {
+			out.durs[n-1] += dur
+		} else {
+			out.offs = append(out.offs, off)
+			out.durs = append(out.durs, dur)
+			out.sized = append(out.sized, v)
+		}
+		out.total = off + dur
+	}
+	cover := func(off, dur int64, v qvec) {
+		if off < w {
+			in := min(dur, w-off)
+			push(off, in, v.max(q))
+			off, dur = off+in, dur-in
+		}
+		push(off, dur, v)
+	}
+	for k := range plan.offs {
+		a := base + plan.offs[k]
+		b := a + plan.durs[k]
+		if b <= now {
+			continue
+		}
+		a = max(a, now)
+		cover(a-now, b-a, plan.sized[k])
+	}
+	if out.total < w {
+		push(out.total, w-out.total, q)
+	}
+	for i, v := range out.sized {
+		out.peak = out.peak.max(v)
+		if i == 0 {
+			out.least = v
+		}
+		out.least = out.least.min(v)
+	}
+	return out
 }
 
 // place adds (sign 1) or removes (sign -1) shape sh started at start: each
@@ -449,12 +568,13 @@ func floorDiv(a, b int64) int64 {
 // search finds the earliest start ≥ from at which sh fits. Caller holds mu.
 //
 // From a candidate start s it checks each step's slot window against the
-// threshold capacity − hard − step; on a conflict in step k at last
+// threshold capacity − flat hard allocations − step (planned ones are in
+// the calendar); on a conflict in step k at last
 // offending slot t, no start before (t+1)·width − off_k can avoid t, so the
 // search jumps there. Starts only ever move forward, and the first start
 // with no conflict is the earliest.
 func (l *Ledger) search(sh *shape, from int64) Fit {
-	left := l.capq.sub(l.hard)
+	left := l.capq.sub(l.flat)
 	for k := range sh.sized {
 		if d := sh.sized[k].firstOver(l.capq); d >= 0 {
 			return Fit{Reason: ReasonCapacity, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, capacity is %g",
@@ -658,6 +778,33 @@ func (l *Ledger) checkHard(id string, old, q qvec) error {
 // when the hard allocations would exceed capacity; with ErrReleased (and
 // ErrExpired) after release or expiry.
 func (l *Ledger) Commit(id string, now time.Time, limits task.Limits) error {
+	return l.commit(id, now, limits, nil)
+}
+
+// CommitPlan is Commit for a task whose curve is known: rest is its
+// predicted curve from now on (offset 0 = now), which the calendar holds,
+// sized at the soft quantile like a soft reservation, instead of a flat
+// hold until release. So a task whose peak is over leaves room in the
+// calendar for one whose peak is to come, and the queue is planned beside
+// what running tasks will use rather than beside their peaks.
+//
+// The limits are what the task holds now: the hard accounting (what
+// Commit and Adjust check against capacity) stays exact, and the calendar
+// covers at least the limits over the slot in which they were set (Adjust
+// moves that cover). A task still running when its plan ends is held
+// flat from then on, as Commit would hold it. An empty rest is Commit.
+func (l *Ledger) CommitPlan(id string, now time.Time, limits task.Limits, rest Curve) error {
+	if len(rest.Steps) == 0 {
+		return l.commit(id, now, limits, nil)
+	}
+	sh, err := l.prepare(rest)
+	if err != nil {
+		return fmt.Errorf("commit %q: plan: %w", id, err)
+	}
+	return l.commit(id, now, limits, &sh)
+}
+
+func (l *Ledger) commit(id string, now time.Time, limits task.Limits, plan *shape) error {
 	if err := limits.Validate(); err != nil {
 		return fmt.Errorf("commit %q: %w", id, err)
 	}
@@ -679,8 +826,15 @@ func (l *Ledger) Commit(id string, now time.Time, limits task.Limits) error {
 	heap.Remove(&l.exp, r.hidx)
 	r.kind, r.start, r.hard, r.limits, r.sh = Hard, l.toNs(now), q, limits, shape{}
 	l.hard = l.hard.add(q)
+	if plan != nil {
+		r.plan, r.pbase = *plan, r.start
+		l.replace(r, r.start)
+		r.planned = true
+	} else {
+		l.flat = l.flat.add(q)
+	}
 	l.reclaimed()
-	l.log.Debug("commit", "task", id, "limits", limits.Vector().String())
+	l.log.Debug("commit", "task", id, "limits", limits.Vector().String(), "planned", plan != nil)
 	return nil
 }
 
@@ -707,7 +861,13 @@ func (l *Ledger) Adjust(id string, now time.Time, limits task.Limits) error {
 	}
 	shrunk := r.hard.firstOver(q) >= 0
 	l.hard = l.hard.sub(r.hard).add(q)
+	if !r.planned {
+		l.flat = l.flat.sub(r.hard).add(q)
+	}
 	r.hard, r.limits = q, limits
+	if r.planned {
+		l.replace(r, l.toNs(now))
+	}
 	if shrunk {
 		l.reclaimed()
 	}
@@ -740,7 +900,9 @@ func (l *Ledger) drop(r *res, why tombstone) {
 			heap.Remove(&l.exp, r.hidx)
 		}
 	case Hard:
+		l.unplan(r)
 		l.hard = l.hard.sub(r.hard)
+		l.flat = l.flat.sub(r.hard)
 	}
 	delete(l.res, r.id)
 	l.bury(r.id, why)
@@ -787,6 +949,7 @@ func (l *Ledger) Restore(id string, start time.Time, limits task.Limits) error {
 	r := &res{id: id, kind: Hard, start: l.toNs(start), earliest: l.toNs(start), hidx: -1, hard: q, limits: limits}
 	l.res[id] = r
 	l.hard = l.hard.add(q)
+	l.flat = l.flat.add(q)
 	return nil
 }
 
@@ -821,14 +984,16 @@ func (l *Ledger) Get(id string) (Reservation, error) {
 	return l.view(r), nil
 }
 
-// Free returns what is neither committed nor soft-reserved at instant at
-// (capacity − hard − soft in at's slot). Instants before the calendar's
-// window count as its first slot; beyond the horizon only hard
-// allocations count. Negative when overbooked.
+// Free returns what is planned for nobody at instant at: capacity − the
+// hard allocations held flat − the calendar in at's slot (soft
+// reservations and the plans of running tasks, which cover their limits
+// in the slot they were set in). Instants before the calendar's window
+// count as its first slot; beyond the horizon only flat allocations
+// count. Negative when overbooked.
 func (l *Ledger) Free(at time.Time) resource.Vector {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.capq.sub(l.hard).sub(l.softAt(at)).vector()
+	return l.capq.sub(l.flat).sub(l.softAt(at)).vector()
 }
 
 func (l *Ledger) softAt(at time.Time) qvec {
@@ -842,6 +1007,14 @@ func (l *Ledger) Snapshot(now time.Time) Snapshot {
 	defer l.mu.Unlock()
 	l.advance(now)
 	soft := l.softAt(now)
+	// The calendar holds the plans of running tasks too: what is soft is
+	// the rest.
+	slot := max(l.cal.slotOf(l.toNs(now)), l.cal.origin)
+	for _, r := range l.res {
+		if r.planned {
+			soft = soft.sub(r.placed.in(r.pstart, slot, l.width))
+		}
+	}
 	s := Snapshot{
 		At:         now,
 		Capacity:   l.cfg.Capacity,

@@ -265,3 +265,82 @@ func TestHardLimits(t *testing.T) {
 		t.Fatalf("HardLimits = %+v, want cpu 1.5 memory 600", got)
 	}
 }
+
+// mem is a curve of memory steps (MB), one per duration, with PHi = P50.
+func mem(steps ...any) Curve {
+	var c Curve
+	for i := 0; i < len(steps); i += 2 {
+		v := resource.Vector{resource.Memory: steps[i+1].(float64)}
+		c.Steps = append(c.Steps, Step{Dur: steps[i].(time.Duration), P50: v, PHi: v})
+	}
+	return c
+}
+
+// TestCommitPlanLeavesRoomAfterPeak: a running task that peaks early holds
+// the rest of its curve in the calendar, not its peak until it ends, so a
+// task that peaks late fits beside it at once; held flat (Commit), it
+// waits. Its limits are covered where they were set, and a task running
+// past its plan is held flat again.
+func TestCommitPlanLeavesRoomAfterPeak(t *testing.T) {
+	early := mem(3*time.Second, 800.0, 5*time.Second, 40.0)
+	late := mem(5*time.Second, 40.0, 3*time.Second, 800.0)
+	for _, planned := range []bool{false, true} {
+		l := newTest(t, Config{})
+		if _, fit, err := l.SoftReserve("a", early, t0, 0); err != nil || !fit.OK {
+			t.Fatalf("reserve a: %v %v", fit, err)
+		}
+		lim := task.Limits{MemoryMB: 880}
+		var err error
+		if planned {
+			err = l.CommitPlan("a", t0, lim, early)
+		} else {
+			err = l.Commit("a", t0, lim)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fit, err := l.EarliestFit(late, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !planned {
+			if fit.OK || fit.Reason != ReasonCommitted {
+				t.Fatalf("beside a flat hold: %v, want %v", fit, ReasonCommitted)
+			}
+			continue
+		}
+		if !fit.OK || !fit.Start.Equal(t0) {
+			t.Fatalf("beside a planned allocation: %v, want a fit at once", fit)
+		}
+		// The limits (880) are covered in the first slot, the plan after.
+		if f := l.Free(t0)[resource.Memory]; f != 120 {
+			t.Fatalf("free at commit %v, want 120 (1000 − the 880 held)", f)
+		}
+		if f := l.Free(t0.Add(4 * time.Second))[resource.Memory]; f != 960 {
+			t.Fatalf("free after the peak %v, want 960 (1000 − 40 planned)", f)
+		}
+		// Lowered after the peak: the cover moves with the limits.
+		if err := l.Adjust("a", t0.Add(3500*time.Millisecond), task.Limits{MemoryMB: 90}); err != nil {
+			t.Fatal(err)
+		}
+		if f := l.Free(t0.Add(3500 * time.Millisecond))[resource.Memory]; f != 910 {
+			t.Fatalf("free after the lowering %v, want 910", f)
+		}
+		if s := l.Snapshot(t0.Add(3500 * time.Millisecond)); s.Committed[resource.Memory] != 90 || s.SoftNow[resource.Memory] != 0 {
+			t.Fatalf("snapshot: committed %v soft %v, want 90 and 0", s.Committed, s.SoftNow)
+		}
+		// Past its plan (8 s) it is held flat: nothing fits beside it
+		// that needs more than 1000 − 90.
+		l.Snapshot(t0.Add(9 * time.Second))
+		fit, _ = l.EarliestFit(mem(time.Second, 950.0), t0.Add(9*time.Second))
+		if fit.OK || fit.Reason != ReasonCommitted {
+			t.Fatalf("beside a task past its plan: %v, want %v", fit, ReasonCommitted)
+		}
+		if !l.Release("a") {
+			t.Fatal("release")
+		}
+		if s := l.Snapshot(t0.Add(9 * time.Second)); s.Committed != (resource.Vector{}) || s.Free[resource.Memory] != 1000 {
+			t.Fatalf("after release: %+v", s)
+		}
+	}
+}

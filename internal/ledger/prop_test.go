@@ -14,20 +14,24 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// naiveSoft recomputes the soft usage of every slot in the window straight
-// from the live reservations: per reservation the max of the steps touching
-// the slot, summed over reservations.
+// naiveSoft recomputes the usage of every slot in the window straight
+// from the live reservations and the plans of hard allocations: per
+// reservation the max of the steps touching the slot, summed.
 func naiveSoft(l *Ledger) map[int64]qvec {
 	out := map[int64]qvec{}
 	for _, r := range l.res {
-		if r.kind != Soft {
+		sh, start := &r.sh, r.start
+		switch {
+		case r.planned:
+			sh, start = &r.placed, r.pstart
+		case r.kind != Soft:
 			continue
 		}
 		mine := map[int64]qvec{}
-		for k := range r.sh.offs {
-			a := r.start + r.sh.offs[k]
-			for s := floorDiv(a, l.width); s <= floorDiv(a+r.sh.durs[k]-1, l.width); s++ {
-				mine[s] = mine[s].max(r.sh.sized[k])
+		for k := range sh.offs {
+			a := start + sh.offs[k]
+			for s := floorDiv(a, l.width); s <= floorDiv(a+sh.durs[k]-1, l.width); s++ {
+				mine[s] = mine[s].max(sh.sized[k])
 			}
 		}
 		for s, v := range mine {
@@ -44,7 +48,7 @@ func naiveSoft(l *Ledger) map[int64]qvec {
 // in order, checking every slot of every step against naive usage.
 func naiveEarliest(l *Ledger, sh *shape, from int64) (int64, bool) {
 	w := l.width
-	left := l.capq.sub(l.hard)
+	left := l.capq.sub(l.flat)
 	for _, v := range sh.sized {
 		if v.firstOver(left) >= 0 {
 			return 0, false
@@ -97,11 +101,23 @@ func checkInvariants(t *testing.T, l *Ledger, step int) {
 	if got := l.cal.peak(); got != peak {
 		t.Fatalf("op %d: tree peak %v, naive %v", step, got, peak)
 	}
-	var hard qvec
+	var hard, flat qvec
 	nSoft := 0
 	for _, r := range l.res {
 		if r.kind == Hard {
 			hard = hard.add(r.hard)
+			if !r.planned {
+				flat = flat.add(r.hard)
+				continue
+			}
+			// A plan covers the limits in the slot they were set in,
+			// and ends inside the window.
+			if got := r.placed.in(r.pstart, floorDiv(r.pstart, l.width), l.width); r.hard.firstOver(got) >= 0 {
+				t.Fatalf("op %d: %s holds %v, its plan covers %v where they were set", step, r.id, r.hard, got)
+			}
+			if r.pstart+r.placed.total > l.cal.end()*l.width {
+				t.Fatalf("op %d: %s's plan [%d, %d) ends after the window [%d, %d)", step, r.id, r.pstart, r.pstart+r.placed.total, l.cal.origin*l.width, l.cal.end()*l.width)
+			}
 		} else {
 			nSoft++
 			if r.hidx < 0 || l.exp[r.hidx] != r {
@@ -111,6 +127,9 @@ func checkInvariants(t *testing.T, l *Ledger, step int) {
 	}
 	if hard != l.hard {
 		t.Fatalf("op %d: hard total %v, allocations sum to %v", step, l.hard, hard)
+	}
+	if flat != l.flat {
+		t.Fatalf("op %d: flat total %v, unplanned allocations sum to %v", step, l.flat, flat)
 	}
 	if d := l.hard.firstOver(l.capq); d >= 0 {
 		t.Fatalf("op %d: committed %v exceeds capacity %v in %s", step, l.hard, l.capq, d)
@@ -195,7 +214,12 @@ func TestPropertyRandomInterleavings(t *testing.T) {
 					}
 				case op < 60 && len(ids) > 0: // commit
 					id := ids[rng.IntN(len(ids))]
-					err := l.Commit(id, now, randLimits(rng, capv))
+					var err error
+					if rng.IntN(2) == 0 {
+						err = l.Commit(id, now, randLimits(rng, capv))
+					} else {
+						err = l.CommitPlan(id, now, randLimits(rng, capv), randCurve(rng, capv))
+					}
 					if err != nil && !errors.Is(err, ErrReleased) && !errors.Is(err, ErrCommitted) && !errors.Is(err, ErrOverCapacity) {
 						t.Fatalf("op %d: commit: %v", step, err)
 					}
@@ -252,7 +276,7 @@ func TestPropertyRandomInterleavings(t *testing.T) {
 					t.Fatalf("%s ended %d times", id, n)
 				}
 			}
-			if l.hard != (qvec{}) || l.cal.peak() != (qvec{}) || len(l.res) != 0 || len(l.exp) != 0 {
+			if l.hard != (qvec{}) || l.flat != (qvec{}) || l.cal.peak() != (qvec{}) || len(l.res) != 0 || len(l.exp) != 0 {
 				t.Fatalf("after releasing everything: hard %v soft peak %v live %d heap %d", l.hard, l.cal.peak(), len(l.res), len(l.exp))
 			}
 			if fits < 20 {

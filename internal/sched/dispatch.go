@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prescient-sched/prescient/internal/ledger"
 	"github.com/prescient-sched/prescient/internal/resource"
 	"github.com/prescient-sched/prescient/internal/task"
 )
@@ -110,7 +111,15 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		want[d] = a
 	}
 	lim := task.LimitsOf(want)
-	if err := s.led.Commit(e.t.ID, now, lim); err != nil {
+	// A predicted task keeps the rest of its curve in the ledger's
+	// calendar: the queue is planned beside what it will use, so a task
+	// whose peak is to come can start beside one whose peak is over. A
+	// task without a prediction (or under fit) is held flat until it ends.
+	var rest ledger.Curve
+	if !e.loose && !s.cfg.Static {
+		rest = s.planSpan(e.curve)
+	}
+	if err := s.led.CommitPlan(e.t.ID, now, lim, rest); err != nil {
 		s.cfg.Log.Debug("commit", "task", e.t.ID, "err", err)
 		return Start{}, false
 	}
@@ -121,6 +130,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	e.peakHi = e.curve.Peak(1)
 	e.observed, e.used, e.prevAt, e.downRun = false, resource.Vector{}, time.Time{}, [resource.NumDims]int{}
 	e.memRate, e.rising, e.lastUp, e.cpuAvg, e.cpuSecs, e.predSecs, e.samples = 0, false, time.Time{}, 0, 0, 0, 0
+	e.memNeed = 0
 	e.evicting = false
 	s.committed = s.committed.Add(want)
 	s.usedSum = s.usedSum.Add(want) // until the first sample, assume it uses what it holds

@@ -430,6 +430,7 @@ type entry struct {
 	prevAt    time.Time
 	samples   int       // samples observed this run
 	memRate   float64   // MB/s of sustained growth (≥ 0)
+	memNeed   float64   // the memory limit its last sample called for (0: none yet)
 	rising    bool      // memory rose at the last sample
 	lastUp    time.Time // last raise of its memory limit
 	cpuAvg    float64   // CPU use, smoothed (EWMA)
