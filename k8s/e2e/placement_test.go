@@ -256,13 +256,13 @@ func TestUnreserveOnFailedBind(t *testing.T) {
 	t.Cleanup(func() {
 		_ = c.cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(context.Background(), b.Name, metav1.DeleteOptions{})
 	})
-	// The policy takes effect when the API server has loaded it: a dry-run
-	// binding says so.
+	// The policy takes effect when the API server has loaded it: a probe
+	// pod's binding (to a node with no kubelet: harmless) says so.
 	poll(t, "the binding policy in effect", 60*time.Second, func() (bool, error) {
 		probe := create(t, c, fakePod(ns, fmt.Sprintf("probe-%d", time.Now().UnixNano()), "nowhere", "probe", "no-such-scheduler"))
 		defer c.cs.CoreV1().Pods(ns).Delete(ctx, probe.Name, metav1.DeleteOptions{})
 		err := c.cs.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: probe.Name, Namespace: ns},
-			Target: corev1.ObjectReference{Kind: "Node", Name: "fake-fail"}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			Target: corev1.ObjectReference{Kind: "Node", Name: "fake-fail"}}, metav1.CreateOptions{})
 		return err != nil && strings.Contains(err.Error(), "no binding to fake-fail"), err
 	})
 
@@ -299,7 +299,11 @@ func TestUnreserveOnFailedBind(t *testing.T) {
 	if st.BindErrors < 1 || st.Unreserved < 1 {
 		t.Errorf("stats %+v: want bind errors and unreserves", st)
 	}
-	if p, err := c.cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{}); err != nil || p.Spec.NodeName != "" {
-		t.Errorf("pod bound to %q despite the policy (%v)", p.Spec.NodeName, err)
+	p, err := c.cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.NodeName != "" {
+		t.Errorf("pod bound to %q despite the policy", p.Spec.NodeName)
 	}
 }

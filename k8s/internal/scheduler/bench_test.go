@@ -236,4 +236,3 @@ func BenchmarkPluginCycle5000Nodes(b *testing.B) {
 		}
 	}
 }
-
