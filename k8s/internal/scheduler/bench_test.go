@@ -177,6 +177,11 @@ func benchScheduling(b *testing.B, withPlugin bool) {
 			}
 		}
 		b.ReportMetric(float64(total.Microseconds())/float64(b.N), "plugin-µs/pod")
+		for name, pt := range p.Stats().Points {
+			if pt.Calls > 0 {
+				b.Logf("%s: %d calls, %v per pod, %v per call", name, pt.Calls, pt.Total/time.Duration(b.N), pt.Total/time.Duration(pt.Calls))
+			}
+		}
 		if s := p.Stats(); s.PodsByCurve < int64(b.N) {
 			b.Errorf("%d of %d pods placed by their curves", s.PodsByCurve, b.N)
 		}
