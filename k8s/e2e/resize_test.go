@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 )
 
 // TestResizeBeforeOOM: a pod whose use grows past its limit (64Mi, 4 MiB a
-// second to 128 MiB, in a memory-backed emptyDir charged to it) has its
+// second to 128 MiB of files in the host's /dev/shm, a tmpfs whose pages
+// are charged to the container that writes them; a memory-backed emptyDir
+// would be sized by the pod's limit at creation and fill up first) has its
 // limit raised in place by the node agent before the kernel OOM-kills it:
 // it completes, never restarted, with a larger limit than it started with.
 func TestResizeBeforeOOM(t *testing.T) {
@@ -21,14 +24,16 @@ func TestResizeBeforeOOM(t *testing.T) {
 	ctx := context.Background()
 	ns := "e2e-resize"
 	namespace(t, c, ns)
-	size := q("256Mi")
+	shm := "/dev/shm/prescient-e2e-grow"
+	t.Cleanup(func() { _ = os.RemoveAll(shm) })
+	dir := corev1.HostPathDirectoryOrCreate
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "grow", Namespace: ns},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
 				Name: "grow", Image: "docker.io/local/busybox:1", ImagePullPolicy: corev1.PullNever,
-				Command: []string{"sh", "-c", "i=0; while [ $i -lt 64 ]; do dd if=/dev/zero of=/scratch/f$i bs=1M count=2 2>/dev/null || exit 3; i=$((i+1)); sleep 0.5; done; echo grown"},
+				Command: []string{"sh", "-c", "i=0; while [ $i -lt 64 ]; do dd if=/dev/zero of=/scratch/f$i bs=1M count=2 2>/dev/null || exit 3; i=$((i+1)); sleep 0.5; done; rm -f /scratch/f*; echo grown"},
 				Resources: corev1.ResourceRequirements{
 					Requests: corev1.ResourceList{corev1.ResourceCPU: q("50m"), corev1.ResourceMemory: q("32Mi")},
 					Limits:   corev1.ResourceList{corev1.ResourceMemory: q("64Mi")},
@@ -36,7 +41,7 @@ func TestResizeBeforeOOM(t *testing.T) {
 				VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}},
 			}},
 			Volumes: []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{
-				EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &size}}}},
+				HostPath: &corev1.HostPathVolumeSource{Path: shm, Type: &dir}}}},
 		},
 	}
 	create(t, c, pod)
@@ -49,8 +54,8 @@ func TestResizeBeforeOOM(t *testing.T) {
 		}
 		if p.Status.Phase == corev1.PodFailed {
 			for _, cs := range p.Status.ContainerStatuses {
-				if t := cs.State.Terminated; t != nil {
-					return false, fmt.Errorf("container ended %s (exit %d): not resized in time", t.Reason, t.ExitCode)
+				if term := cs.State.Terminated; term != nil {
+					t.Fatalf("container ended %s (exit %d; limit now %v): %+v", term.Reason, term.ExitCode, p.Spec.Containers[0].Resources.Limits.Memory(), p.Status)
 				}
 			}
 		}
