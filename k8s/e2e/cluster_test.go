@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ type cluster struct {
 	cs          kubernetes.Interface
 	predictor   *predictor.Client
 	predURL     string
+	schedURL    string // the Prescient plugin's debug endpoint
+	agentURL    string // the node agent's /stats
 }
 
 func repoRoot(t *testing.T) string {
@@ -60,32 +63,42 @@ func scriptEnv() []string {
 	)
 }
 
-// script runs scripts/k8s/NAME.sh with the test cluster's settings; its
-// output goes to the test log when it fails or the test does.
-func script(t *testing.T, root, name string, args ...string) error {
-	t.Helper()
+// shared is the one test cluster of this package, brought up by the first
+// test that needs it and taken down by TestMain.
+var shared struct {
+	once sync.Once
+	c    *cluster
+	err  error
+	log  string
+	root string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.root != "" {
+		if os.Getenv("PRESCIENT_K8S_KEEP") != "" {
+			fmt.Println("PRESCIENT_K8S_KEEP set: the test cluster is left running (scripts/k8s/down.sh with PRESCIENT_K8S_NAME=e2e stops it)")
+		} else if out, err := runScript(shared.root, "down", "--purge"); err != nil {
+			fmt.Printf("down.sh: %v\n%s\n", err, out)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func runScript(root, name string, args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(root, "scripts/k8s", name+".sh"), args...)
 	cmd.Env = scriptEnv()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
-	text := fmt.Sprintf("scripts/k8s/%s.sh %s:\n%s", name, strings.Join(args, " "), out.String())
-	if err != nil {
-		t.Log(text)
-	} else {
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Log(text)
-			}
-		})
-	}
-	return err
+	return fmt.Sprintf("scripts/k8s/%s.sh %s:\n%s", name, strings.Join(args, " "), out.String()), err
 }
 
-// startCluster brings up the test cluster with Prescient installed and
-// registers its teardown. It skips, saying why, where the cluster cannot
-// run at all (not root, not asked for); it fails when it should run and
-// does not.
+// startCluster returns the test cluster with Prescient installed, bringing
+// it up on first use (TestMain takes it down). It skips, saying why, where
+// the cluster cannot run at all (not root, not asked for); it fails when
+// it should run and does not.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	if os.Getenv("PRESCIENT_K8S_E2E") == "" {
@@ -98,22 +111,24 @@ func startCluster(t *testing.T) *cluster {
 	if _, err := os.Stat(filepath.Join(root, "bin/k8s/.complete")); err != nil {
 		t.Skipf("SKIP real-cluster test: no cluster binaries in bin/k8s (scripts/k8s/build.sh failed or was not run): %v", err)
 	}
-	// A previous run that died leaves its cluster: take it down first.
-	_ = script(t, root, "down", "--purge")
-	t.Cleanup(func() {
-		if os.Getenv("PRESCIENT_K8S_KEEP") != "" {
-			t.Log("PRESCIENT_K8S_KEEP set: the test cluster is left running (scripts/k8s/down.sh with PRESCIENT_K8S_NAME=e2e stops it)")
-			return
-		}
-		if err := script(t, root, "down", "--purge"); err != nil {
-			t.Errorf("down.sh: %v", err)
+	shared.once.Do(func() {
+		shared.root = root
+		// A previous run that died leaves its cluster: take it down first.
+		_, _ = runScript(root, "down", "--purge")
+		t0 := time.Now()
+		shared.log, shared.err = runScript(root, "up")
+		if shared.err == nil {
+			shared.c, shared.err = connect(root)
+			fmt.Printf("e2e: cluster up with Prescient in %v\n", time.Since(t0).Round(time.Second))
 		}
 	})
-	t0 := time.Now()
-	if err := script(t, root, "up"); err != nil {
-		t.Fatalf("up.sh: %v", err)
+	if shared.err != nil {
+		t.Fatalf("up.sh: %v\n%s", shared.err, shared.log)
 	}
-	t.Logf("cluster up with Prescient in %v", time.Since(t0).Round(time.Second))
+	return shared.c
+}
+
+func connect(root string) (*cluster, error) {
 	stateRoot := os.Getenv("PRESCIENT_K8S_STATE")
 	if stateRoot == "" {
 		base := os.Getenv("XDG_STATE_HOME")
@@ -125,15 +140,17 @@ func startCluster(t *testing.T) *cluster {
 	state := filepath.Join(stateRoot, clusterName)
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(state, "kubeconfig"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	predURL := fmt.Sprintf("http://127.0.0.1:%d", portBase+8)
 	return &cluster{root: root, state: state, cs: cs, predURL: predURL,
-		predictor: predictor.NewClient(predURL, &http.Client{Timeout: 10 * time.Second})}
+		schedURL:  fmt.Sprintf("http://127.0.0.1:%d", portBase+10),
+		agentURL:  fmt.Sprintf("http://127.0.0.1:%d", portBase+11),
+		predictor: predictor.NewClient(predURL, &http.Client{Timeout: 10 * time.Second})}, nil
 }
 
 // poll calls f until it returns true or the deadline passes (generous: the
@@ -275,16 +292,8 @@ func TestJobGetsPredictedRequests(t *testing.T) {
 	})
 	var info predictor.SignatureInfo
 	poll(t, "history after the predictor's restart", 30*time.Second, func() (bool, error) {
-		resp, err := http.Get(c.predURL + "/v1/signatures/" + sig.Hash)
-		if err != nil {
-			return false, err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return false, fmt.Errorf("%s: %s", resp.Status, b)
-		}
-		return true, json.Unmarshal(b, &info)
+		info, err = signatureInfo(c, sig.Hash)
+		return err == nil, err
 	})
 	if len(info.Runs) != 3 {
 		t.Fatalf("after the predictor's restart: %d runs kept, want 3", len(info.Runs))
@@ -348,6 +357,16 @@ func TestJobGetsPredictedRequests(t *testing.T) {
 		return j.Status.Succeeded == 1, fmt.Errorf("status %+v", j.Status)
 	})
 	t.Logf("job admitted and completed in %v", time.Since(t0).Round(time.Millisecond))
+
+	// The node agent profiled the job's container and reported its run:
+	// the signature now has a fourth.
+	poll(t, "the job's run reported by the node agent", 90*time.Second, func() (bool, error) {
+		info, err := signatureInfo(c, sig.Hash)
+		if err != nil {
+			return false, err
+		}
+		return len(info.Runs) == 4, fmt.Errorf("%d runs kept", len(info.Runs))
+	})
 	p, err := c.cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -387,4 +406,27 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// signatureInfo asks the predictor what it keeps for sig.
+func signatureInfo(c *cluster, sig string) (predictor.SignatureInfo, error) {
+	var info predictor.SignatureInfo
+	if err := getJSON(c.predURL+"/v1/signatures/"+sig, &info); err != nil {
+		return info, err
+	}
+	return info, nil
+}
+
+// getJSON GETs url into v.
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, b)
+	}
+	return json.Unmarshal(b, v)
 }

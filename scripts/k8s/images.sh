@@ -6,7 +6,7 @@
 #
 #   docker.io/local/busybox:1         busybox-static and a link per applet
 #   docker.io/local/pause:1           the same layer; runs `sleep` (the pod sandbox)
-#   docker.io/local/prescient-k8s:dev busybox + /usr/local/bin/prescient-k8s
+#   docker.io/local/prescient-k8s:dev busybox + /usr/local/bin/prescient-k8s, prescient-scheduler
 #
 # Run by up.sh (needs the cluster's containerd).
 set -euo pipefail
@@ -31,7 +31,7 @@ img=$S/images
 $PK mkimage --name docker.io/local/busybox:1 --out "$img/busybox.tar" --busybox "$bb" --cmd '["sh"]' >/dev/null
 $PK mkimage --name docker.io/local/pause:1 --out "$img/pause.tar" --busybox "$bb" --entrypoint '["/bin/sleep","2147483647"]' >/dev/null
 $PK mkimage --name docker.io/local/prescient-k8s:dev --out "$img/prescient-k8s.tar" --busybox "$bb" \
-	--add "$PK:usr/local/bin/prescient-k8s" --entrypoint '["/usr/local/bin/prescient-k8s"]' >"$img/prescient-k8s.digest"
+	--add "$PK:usr/local/bin/prescient-k8s" --add "$S/bin/prescient-scheduler:usr/local/bin/prescient-scheduler" --entrypoint '["/usr/local/bin/prescient-k8s"]' >"$img/prescient-k8s.digest"
 for t in busybox pause prescient-k8s; do
 	# The index's io.containerd.image.name annotation names the image.
 	ctr images import "$img/$t.tar" >"$S/logs/import-$t.log" 2>&1 || die "import $t: $(tail -3 "$S/logs/import-$t.log")"

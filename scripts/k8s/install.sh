@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Prescient (predictor, admission webhook) into the local cluster
+# Installs Prescient (predictor, admission webhook, scheduler, node agent) into the local cluster
 # of up.sh: the webhook's TLS from a self-signed CA made here, the
 # manifests of deploy/local rendered with this cluster's ports and paths,
 # and a server-side dry run that shows the API server reaching the webhook.
@@ -19,7 +19,9 @@ fi
 
 render() {
 	sed -e "s|@PREDICTOR_PORT@|$PREDICTOR_PORT|g" -e "s|@WEBHOOK_PORT@|$WEBHOOK_PORT|g" \
-		-e "s|@API_PORT@|$API_PORT|g" -e "s|@STATE@|$S|g" -e "s|@IMAGE_DIGEST@|$(cat "$S/images/prescient-k8s.digest")|g" \
+		-e "s|@API_PORT@|$API_PORT|g" \
+		-e "s|@PSCHED_PORT@|$PSCHED_PORT|g" -e "s|@SCHED_DEBUG_PORT@|$SCHED_DEBUG_PORT|g" -e "s|@AGENT_PORT@|$AGENT_PORT|g" \
+		-e "s|@CGROUP_ROOT@|$CGROUP_ROOT|g" -e "s|@STATE@|$S|g" -e "s|@IMAGE_DIGEST@|$(cat "$S/images/prescient-k8s.digest")|g" \
 		-e "s|@CA_BUNDLE@|$(base64 -w0 <"$pki/webhook-ca.crt")|g" "$1" >"$2"
 }
 render "$k8s_root/deploy/local/prescient.yaml.in" "$S/deploy/prescient.yaml"
@@ -32,6 +34,10 @@ kubectl -n prescient-system rollout status deploy/prescient-predictor --timeout 
 	die "predictor not available (kubectl -n prescient-system describe pods; logs in $S/kubelet/pod-logs)"
 kubectl -n prescient-system rollout status deploy/prescient-webhook --timeout 180s >/dev/null ||
 	die "webhook not available (kubectl -n prescient-system describe pods; logs in $S/kubelet/pod-logs)"
+kubectl -n prescient-system rollout status deploy/prescient-scheduler --timeout 180s >/dev/null ||
+	die "prescient-scheduler not available (kubectl -n prescient-system describe pods; logs in $S/kubelet/pod-logs)"
+kubectl -n prescient-system rollout status ds/prescient-agent --timeout 180s >/dev/null ||
+	die "node agent not available (kubectl -n prescient-system describe pods; logs in $S/kubelet/pod-logs)"
 kubectl apply -f "$S/deploy/webhook.yaml" >/dev/null
 
 # The API server calls the webhook for an opted-in pod (a dry run: nothing

@@ -8,7 +8,7 @@
 #
 #   PRESCIENT_K8S_NAME       cluster name (default local)
 #   PRESCIENT_K8S_STATE      state root (default ${XDG_STATE_HOME:-$HOME/.local/state}/prescient-k8s)
-#   PRESCIENT_K8S_PORT_BASE  first of 9 TCP ports (default 16400; the tests use 26400)
+#   PRESCIENT_K8S_PORT_BASE  first of 12 TCP ports (default 16400; the tests use 26400)
 #   PRESCIENT_K8S_POD_NET    pod subnet prefix, a /24 (default 10.88.0; the tests use 10.89.0)
 
 k8s_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,6 +33,9 @@ KCM_PORT=$((port_base + 5))
 SCHED_PORT=$((port_base + 6))
 WEBHOOK_PORT=$((port_base + 7))
 PREDICTOR_PORT=$((port_base + 8))
+PSCHED_PORT=$((port_base + 9))      # prescient-scheduler's health/metrics
+SCHED_DEBUG_PORT=$((port_base + 10)) # the Prescient plugin's calendars (JSON)
+AGENT_PORT=$((port_base + 11))       # the node agent's /stats
 
 pod_net=${PRESCIENT_K8S_POD_NET:-10.88.0}
 POD_CIDR=$pod_net.0/24

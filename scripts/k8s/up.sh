@@ -41,6 +41,8 @@ fi
 # --- the project's own binary (certs, images, predictor, webhook) ----------
 log "building prescient-k8s"
 (cd "$k8s_root/k8s" && CGO_ENABLED=0 nice -n 15 go build -trimpath -o "$S/bin/prescient-k8s" ./cmd/prescient-k8s)
+log "building prescient-scheduler (kube-scheduler with the Prescient plugin)"
+(cd "$k8s_root/k8s" && CGO_ENABLED=0 nice -n 15 go build -trimpath -o "$S/bin/prescient-scheduler" ./cmd/prescient-scheduler)
 PK=$S/bin/prescient-k8s
 
 # --- PKI -------------------------------------------------------------------
@@ -275,5 +277,7 @@ cat <<EOF
   Local images (imagePullPolicy: Never): docker.io/local/busybox:1, docker.io/local/prescient-k8s:dev
   Opt a namespace in:  kubectl label namespace NS prescient.io/predict=enabled
   Opt a pod in:        label it prescient.io/predict=true
+  Place by curves:     spec.schedulerName: prescient   (calendars: curl 127.0.0.1:$SCHED_DEBUG_PORT/calendars)
+  Node agent:          curl 127.0.0.1:$AGENT_PORT/stats
   Logs: $S/logs    Stop: scripts/k8s/down.sh (or make k8s-down)
 EOF

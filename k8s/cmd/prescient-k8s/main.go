@@ -2,6 +2,7 @@
 // cluster's helpers:
 //
 //	prescient-k8s predictor  --dir DIR [--listen ADDR]         the predictor service
+//	prescient-k8s agent      --node NAME --predictor URL [--dir DIR]  the node agent (DaemonSet)
 //	prescient-k8s webhook    --tls-cert F --tls-key F --predictor URL [--listen ADDR]
 //	prescient-k8s certs      ca|issue|pubkey ...                TLS material for the local cluster
 //	prescient-k8s mkimage    --name REF --out FILE ...          an OCI image tarball for `ctr images import`
@@ -33,6 +34,8 @@ func main() {
 		err = runPredictor(ctx, args, log)
 	case "webhook":
 		err = runWebhook(ctx, args, log)
+	case "agent":
+		err = runAgent(ctx, args, log)
 	case "certs":
 		err = runCerts(args)
 	case "mkimage":
@@ -62,6 +65,7 @@ func usage() {
 
   predictor   serve the predictor (HTTP/JSON; runs persisted under --dir)
   webhook     serve the mutating admission webhook (HTTPS)
+  agent       the node agent: profile pods, report runs, resize in place
   certs       make a CA, issue certificates, export a public key (local cluster)
   mkimage     write an OCI image tarball from local files (local cluster)
   sign        print the signature of each container of a pod (JSON or YAML file)
