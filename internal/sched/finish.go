@@ -78,7 +78,7 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	case o.Cancelled:
 	case o.Lost:
 		res.Requeued, res.Reason = true, ReasonLost
-	case e.evicting:
+	case e.evicting || o.Evicted:
 		res.Requeued, res.Reason = true, ReasonEvict
 	case o.OOMKilled:
 		est, why, ok := s.retrySize(e, now)
