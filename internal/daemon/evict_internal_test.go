@@ -39,4 +39,14 @@ func TestEvictedMarkSurvivesRestart(t *testing.T) {
 	if o := outcome(Run{End: e}); !o.Evicted || o.Cancelled || o.OOMKilled {
 		t.Fatalf("scheduler outcome %+v; want evicted", o)
 	}
+	// A task that exited by itself before the kill reached it ended as
+	// it ended: it is not run again (measured: a quick task that had
+	// exited 0 was requeued as evicted and ran twice).
+	b, _ = json.Marshal(shimExit{Started: true, Code: 0})
+	if err := os.WriteFile(filepath.Join(dir, runExitFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e := readEnd(dir); e.Evicted || e.Outcome().State != task.Succeeded {
+		t.Fatalf("exited 0 with the mark: %+v; want its own success", e)
+	}
 }

@@ -204,9 +204,14 @@ func (h *shimRun) End() task.End {
 }
 
 // evictedIn marks e evicted when the daemon recorded, in the run
-// directory dir, that it killed the task for the scheduler.
+// directory dir, that it killed the task for the scheduler, and the task
+// did end by a signal: one that exited by itself first (the kill found it
+// gone) ended as it ended, and is not run again.
 func evictedIn(dir string, e task.End) task.End {
-	if _, err := os.Stat(filepath.Join(dir, runEvictedFile)); err == nil && e.Started {
+	if !e.Started || e.Signal == "" {
+		return e
+	}
+	if _, err := os.Stat(filepath.Join(dir, runEvictedFile)); err == nil {
 		e.Evicted = true
 	}
 	return e
@@ -531,7 +536,12 @@ func (rt *shimRunner) Evict(id string) error {
 	if err := rt.markEvicted(id); err != nil {
 		return err
 	}
-	return rt.Kill(id)
+	if err := rt.Kill(id); err != nil {
+		// Not killed (it had ended): whatever its end, it is its own.
+		_ = os.Remove(filepath.Join(rt.runDir(id), runEvictedFile))
+		return err
+	}
+	return nil
 }
 
 // markEvicted records in id's run directory that the daemon is killing it

@@ -76,6 +76,13 @@ func TestEvictedBeforeRestart(t *testing.T) {
 	if v, _ := s.Get("a"); v.State != Queued {
 		t.Fatalf("after the end: %+v", v)
 	}
+	// One that exited 0 before the kill reached it is done.
+	if err := s.Restore(Task{ID: "b", Features: Features{Signature: "unknown", Requests: vec(0.1, 64)}}, t0, task.Limits{CPUCores: 0.1, MemoryMB: 64}, ledger.Curve{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Finish("b", Outcome{Evicted: true, Succeeded: true}); err != nil || r.Requeued {
+		t.Fatalf("finish of a success = %+v, %v; want it ended", r, err)
+	}
 }
 
 // TestPlanDepth: beyond PlanDepth tasks queue deferred, without a
