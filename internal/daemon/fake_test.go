@@ -152,6 +152,7 @@ func (f *fakeRunner) Close()                              {}
 func (f *fakeRunner) Update(string, task.Limits) error    { return nil }
 func (f *fakeRunner) SetSoftMemory(string, float64) error { return nil }
 func (f *fakeRunner) Kill(id string) error                { return nil }
+func (f *fakeRunner) Evict(id string) error               { return nil }
 func (fakeSampler) Sample(now time.Time) resource.Sample  { return resource.Sample{Time: now} }
 func (fakeSampler) Close() error                          { return nil }
 

@@ -111,6 +111,11 @@ type Control interface {
 	Update(id string, l task.Limits) error
 	SetSoftMemory(id string, mb float64) error
 	Kill(id string) error
+	// Evict kills the task for the scheduler, first recording in its run
+	// directory that it did, so that a daemon restarted before the run's
+	// end is handled still requeues it (an eviction is not the task's
+	// end, and its SIGKILL must not read as one).
+	Evict(id string) error
 }
 
 // schedTask is q as the scheduler sees it.
@@ -131,6 +136,7 @@ func outcome(r Run) sched.Outcome {
 		Cancelled: r.End.Cancelled,
 		Lost:      r.Lost,
 		Detail:    r.End.Lost,
+		Evicted:   r.End.Evicted && !r.End.Cancelled,
 	}
 }
 

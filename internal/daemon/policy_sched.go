@@ -160,7 +160,7 @@ var (
 
 func (x schedControl) Update(id string, l task.Limits) error     { return x.c.Update(id, l) }
 func (x schedControl) SetSoftMemory(id string, mb float64) error { return x.c.SetSoftMemory(id, mb) }
-func (x schedControl) Evict(id string) error                     { return x.c.Kill(id) }
+func (x schedControl) Evict(id string) error                     { return x.c.Evict(id) }
 
 // fitPolicy starts tasks by their declared requests and holds each task's
 // own limits, unchanged, until it ends; no OOM retry. The scheduler without

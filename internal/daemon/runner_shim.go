@@ -198,9 +198,23 @@ func (h *shimRun) Done() <-chan struct{}    { return h.done }
 // directory), the status it sent on the pipe.
 func (h *shimRun) End() task.End {
 	if _, err := readExit(h.dir); err != nil && h.piped != nil {
-		return h.piped.end()
+		return evictedIn(h.dir, h.piped.end())
 	}
 	return readEnd(h.dir)
+}
+
+// evictedIn marks e evicted when the daemon recorded, in the run
+// directory dir, that it killed the task for the scheduler, and the task
+// did end by a signal: one that exited by itself first (the kill found it
+// gone) ended as it ended, and is not run again.
+func evictedIn(dir string, e task.End) task.End {
+	if !e.Started || e.Signal == "" {
+		return e
+	}
+	if _, err := os.Stat(filepath.Join(dir, runEvictedFile)); err == nil {
+		e.Evicted = true
+	}
+	return e
 }
 
 func (h *shimRun) Ack() {
@@ -243,7 +257,7 @@ func readEnd(dir string) task.End {
 	if err != nil {
 		return task.End{Lost: "its shim died without recording an exit status", FinishedAt: time.Now()}
 	}
-	return x.end()
+	return evictedIn(dir, x.end())
 }
 
 func readExit(dir string) (*shimExit, error) {
@@ -297,7 +311,7 @@ func (rt *shimRunner) Inspect(id string) leftover {
 		return l
 	}
 	if x, err := readExit(dir); err == nil {
-		e := x.end()
+		e := evictedIn(dir, x.end())
 		l.Exit = &e
 		l.Logs = logDrops(dir)
 	}
@@ -514,6 +528,29 @@ func (rt *shimRunner) SetSoftMemory(id string, mb float64) error {
 		return err
 	}
 	return setSoftMemory(p.Cgroups(), mb)
+}
+
+// Evict implements Control: the mark first (a daemon restarted before the
+// end is handled must know the SIGKILL was an eviction), then the kill.
+func (rt *shimRunner) Evict(id string) error {
+	if err := rt.markEvicted(id); err != nil {
+		return err
+	}
+	if err := rt.Kill(id); err != nil {
+		// Not killed (it had ended): whatever its end, it is its own.
+		_ = os.Remove(filepath.Join(rt.runDir(id), runEvictedFile))
+		return err
+	}
+	return nil
+}
+
+// markEvicted records in id's run directory that the daemon is killing it
+// for the scheduler (see evictedIn).
+func (rt *shimRunner) markEvicted(id string) error {
+	if err := writeFileAtomic(filepath.Join(rt.runDir(id), runEvictedFile), nil, false); err != nil {
+		return fmt.Errorf("evict %s: %w", id, err)
+	}
+	return nil
 }
 
 // Kill implements Control: it kills the task's cgroup; the shim reports

@@ -30,6 +30,7 @@ const (
 	runPIDFile     = "shim.pid"
 	runStartedFile = "started.json"
 	runExitFile    = "exit.json"
+	runEvictedFile = "evicted" // written by the daemon before it kills the task for the scheduler
 	runShimLog     = "shim.log"
 )
 

@@ -78,7 +78,9 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	case o.Cancelled:
 	case o.Lost:
 		res.Requeued, res.Reason = true, ReasonLost
-	case e.evicting:
+	case (e.evicting || o.Evicted) && !o.Succeeded:
+		// (A task that exited 0 before the kill reached it is done: it
+		// must not run twice.)
 		res.Requeued, res.Reason = true, ReasonEvict
 	case o.OOMKilled:
 		est, why, ok := s.retrySize(e, now)

@@ -149,6 +149,10 @@ type Outcome struct {
 	// bounds such attempts) asks for a requeue as it was, with Detail.
 	Lost   bool
 	Detail string
+	// Evicted: the run was killed by an eviction this scheduler may not
+	// remember (it was ordered before a restart of the daemon): requeued
+	// as an eviction is.
+	Evicted bool
 }
 
 // Result says what Finish did.

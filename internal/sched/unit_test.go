@@ -57,6 +57,34 @@ func TestEvictRequeue(t *testing.T) {
 	}
 }
 
+// TestEvictedBeforeRestart: a task evicted by the daemon before it
+// restarted is restored as running; its end, marked evicted (the
+// scheduler that evicted it is gone), requeues it as an eviction, not as
+// the task's own end by a signal.
+func TestEvictedBeforeRestart(t *testing.T) {
+	s, _, _, err := newTest(vec(2, 600), mapPredictor{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restore(Task{ID: "a", Features: Features{Signature: "unknown", Requests: vec(0.1, 64)}}, t0, task.Limits{CPUCores: 0.1, MemoryMB: 64}, ledger.Curve{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Finish("a", Outcome{Evicted: true})
+	if err != nil || !r.Requeued || r.Reason != ReasonEvict {
+		t.Fatalf("finish = %+v, %v; want requeued as evicted", r, err)
+	}
+	if v, _ := s.Get("a"); v.State != Queued {
+		t.Fatalf("after the end: %+v", v)
+	}
+	// One that exited 0 before the kill reached it is done.
+	if err := s.Restore(Task{ID: "b", Features: Features{Signature: "unknown", Requests: vec(0.1, 64)}}, t0, task.Limits{CPUCores: 0.1, MemoryMB: 64}, ledger.Curve{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Finish("b", Outcome{Evicted: true, Succeeded: true}); err != nil || r.Requeued {
+		t.Fatalf("finish of a success = %+v, %v; want it ended", r, err)
+	}
+}
+
 // TestPlanDepth: beyond PlanDepth tasks queue deferred, without a
 // reservation; a higher priority takes the last planned place at once;
 // deferred tasks are planned, in order, as planned ones leave.
