@@ -167,6 +167,12 @@ type ctr struct {
 	term       *corev1.ContainerStateTerminated
 	limit      int64 // bytes; 0 when none
 	lastResize time.Time
+	// lastWS and lastAt are the previous sample's working set (bytes) and
+	// time; rate is its growth in bytes a second, smoothed (0 while it
+	// does not grow).
+	lastWS float64
+	lastAt time.Time
+	rate   float64
 }
 
 type pendingRun struct {
@@ -318,6 +324,10 @@ func (a *Agent) owner(ctx context.Context, pod *corev1.Pod) (string, error) {
 	return kind, nil
 }
 
+// resizeLead is how many steps a resize takes to act: the sample that
+// asks for it, the API call, the kubelet applying it to the cgroup.
+const resizeLead = 3
+
 // resize is one resize to make.
 type resize struct {
 	ns, pod, container string
@@ -389,16 +399,35 @@ func (a *Agent) Tick(ctx context.Context, now time.Time) {
 	}
 }
 
-// wantResize decides whether c's memory limit must grow. Caller holds mu.
+// wantResize decides whether c's memory limit must grow: when its working
+// set passes ResizeAt of the limit, at most once every ResizeEvery — or
+// at once, whatever the last resize, when at its growth rate it would
+// reach 95 % of the limit within two steps (a fixed rate limit alone let
+// a pod growing 4 MiB/s run into the kernel between two resizes). The new
+// limit is Grow times the larger of the working set and the old limit,
+// and at least what the working set reaches at its growth rate over
+// resizeLead steps (sampled, sent, applied by the kubelet), with a fifth
+// to spare. Caller holds mu.
 func (a *Agent) wantResize(c *ctr, ps *podState, s resource.Sample, now time.Time) (resize, bool) {
-	if a.cfg.Resizer == nil || c.name == "" || c.limit <= 0 || ps == nil || ps.gone || !s.Avail.Has(resource.Memory) {
+	if !s.Avail.Has(resource.Memory) {
 		return resize{}, false
 	}
 	ws := s.MemoryMB * bytesPerMiB
-	if ws < a.cfg.ResizeAt*float64(c.limit) || now.Sub(c.lastResize) < a.cfg.ResizeEvery {
+	if !c.lastAt.IsZero() && now.After(c.lastAt) {
+		r := max(ws-c.lastWS, 0) / now.Sub(c.lastAt).Seconds()
+		c.rate = 0.5*c.rate + 0.5*r
+	}
+	c.lastWS, c.lastAt = ws, now
+	if a.cfg.Resizer == nil || c.name == "" || c.limit <= 0 || ps == nil || ps.gone {
 		return resize{}, false
 	}
-	limit := int64(math.Ceil(max(ws, float64(c.limit))*a.cfg.Grow/bytesPerMiB)) * bytesPerMiB
+	lim := float64(c.limit)
+	urgent := ws+c.rate*2*a.cfg.Step.Seconds() >= 0.95*lim
+	if !urgent && (ws < a.cfg.ResizeAt*lim || now.Sub(c.lastResize) < a.cfg.ResizeEvery) {
+		return resize{}, false
+	}
+	want := max(max(ws, lim)*a.cfg.Grow, ws+1.2*c.rate*resizeLead*a.cfg.Step.Seconds())
+	limit := int64(math.Ceil(want/bytesPerMiB)) * bytesPerMiB
 	req := min(max(memRequest(ps.pod, c.name), int64(math.Ceil(ws/bytesPerMiB))*bytesPerMiB), limit)
 	c.lastResize, c.limit = now, limit
 	return resize{ns: ps.pod.Namespace, pod: ps.pod.Name, container: c.name, request: req, limit: limit, ws: ws}, true

@@ -162,14 +162,17 @@ func TestAgentProfilesResizesReports(t *testing.T) {
 			if s := a.Stats(); s.Containers != 1 || s.Resizes != 0 {
 				t.Fatalf("stats %+v: want one container, no resize yet", s)
 			}
-			// 85 MiB of a 100 MiB limit: raised in place.
+			// 85 MiB of a 100 MiB limit: raised in place. Its growth rate,
+			// smoothed by halves (5, 7.5, 8.75, 9.375, then a 35 MiB jump:
+			// 22.1875 MiB/s), over three steps with a fifth to spare, says
+			// 85 + 79.875 MiB: more than 1.5 × 100.
 			h.use(uid, cid, ns+5e8, 85*mib)
 			a.Tick(ctx, t0.Add(6*time.Second))
 			if len(rsz.calls) != 1 {
 				t.Fatalf("resizes %+v, want one", rsz.calls)
 			}
-			if c := rsz.calls[0]; c.container != "work" || c.limit != 150*mib || c.request != 85*mib {
-				t.Fatalf("resize %+v: want work to 85Mi request, 150Mi limit", c)
+			if c := rsz.calls[0]; c.container != "work" || c.limit != 165*mib || c.request != 85*mib {
+				t.Fatalf("resize %+v: want work to 85Mi request, 165Mi limit", c)
 			}
 			a.Tick(ctx, t0.Add(7*time.Second))
 			if len(rsz.calls) != 1 {
@@ -204,8 +207,8 @@ func TestAgentProfilesResizesReports(t *testing.T) {
 			if got := r.Samples[2].Memory; got != 30*mib {
 				t.Errorf("memory %v, want 30 MiB", got/mib)
 			}
-			if got := r.Samples[7].Memory; got != 300*mib {
-				t.Errorf("OOM sample %v MiB, want twice the 150 MiB limit", got/mib)
+			if got := r.Samples[7].Memory; got != 330*mib {
+				t.Errorf("OOM sample %v MiB, want twice the 165 MiB limit", got/mib)
 			}
 			s := a.Stats()
 			if s.OOMRuns != 1 || s.ReportErrors != 1 || s.Runs != 1 || s.Containers != 0 {
@@ -268,4 +271,46 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := New(Config{Node: "n", Recorder: &fakeRecorder{}, Grow: 0.5}); err == nil {
 		t.Error("grow 0.5: accepted")
 	}
+}
+
+// TestAgentResizesFastGrowerAgain: a container that keeps growing fast is
+// raised again as soon as it would reach its limit within two steps, not
+// only after ResizeEvery — a fixed rate limit let a pod growing 4 MiB/s
+// be OOM-killed between two resizes on the real cluster.
+func TestAgentResizesFastGrowerAgain(t *testing.T) {
+	h := newFakeHost(t, true)
+	uid := "11111111-2222-3333-4444-666666666666"
+	rsz := &fakeResizer{}
+	a, err := New(Config{Node: "node1", CgroupMount: h.mount, Recorder: &fakeRecorder{}, Resizer: rsz, ResizeEvery: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	a.Sync(ctx, runningPod(uid))
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var limits []int64
+	for i := range 30 { // 8 MiB a second from 10 MiB, against a 100 MiB limit
+		h.use(uid, cid, int64(i)*1e8, int64(10+8*i)*mib)
+		a.Tick(ctx, t0.Add(time.Duration(i+1)*time.Second))
+		if n := len(rsz.calls); n > len(limits) {
+			limits = append(limits, rsz.calls[n-1].limit)
+		}
+		lim := int64(100 * mib)
+		if len(limits) > 0 {
+			lim = limits[len(limits)-1]
+		}
+		if use := int64(10+8*i) * mib; use >= lim {
+			t.Fatalf("at %d s the working set %d MiB reached the limit %d MiB (resizes %v)", i+1, use/mib, lim/mib, limits)
+		}
+	}
+	if len(limits) < 2 {
+		t.Fatalf("resizes %v: want at least two within ResizeEvery (a minute)", limits)
+	}
+	t.Logf("limits (MiB): %v", func() (m []int64) {
+		for _, l := range limits {
+			m = append(m, l/mib)
+		}
+		return
+	}())
 }
