@@ -135,6 +135,7 @@ the same state directory picks them up.`,
 	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token TCP callers must send")
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate for --listen")
 	fl.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key for --listen")
+	fl.StringVar(&cfg.DebugSocket, "debug-socket", "", "also serve the Go runtime's profiles (/debug/pprof/) on this unix socket, mode 0600: for the daemon's own user only")
 	fl.StringVar(&cfg.MetricsListen, "metrics-listen", "", "also serve /metrics alone, without auth, on this TCP address (e.g. 127.0.0.1:9466)")
 	fl.BoolVar(&cfg.Dashboard, "dashboard", true, "serve the web dashboard at /dashboard/ (and its data under /v1/dashboard/)")
 	fl.StringVar(&configPath, "config", "", "read settings from this YAML file (keys: these flags' names; the command line overrides it)")

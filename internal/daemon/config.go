@@ -76,6 +76,10 @@ type Config struct {
 	// MetricsListen, a TCP address, serves GET /metrics alone and without
 	// auth, for a Prometheus scraper. Empty: none.
 	MetricsListen string
+	// DebugSocket, a unix socket path, serves the Go runtime's profiles
+	// (net/http/pprof under /debug/pprof/) to the daemon's own user only
+	// (mode 0600). Empty: none.
+	DebugSocket string
 	// Dashboard serves the web dashboard (/dashboard/ and its data under
 	// /v1/dashboard/) on the socket and on Listen.
 	Dashboard bool

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,8 +32,27 @@ func TestPrometheusScrapesExample(t *testing.T) {
 		t.Skip("no prometheus on PATH (Debian's prometheus package; make test installs it through scripts/test-deps.sh)")
 	}
 	metricsAddr := freePort(t)
-	e := newEnv(t, "--metrics-listen", metricsAddr)
+	dbg := filepath.Join(t.TempDir(), "debug.sock")
+	e := newEnv(t, "--metrics-listen", metricsAddr, "--debug-socket", dbg)
 	e.start()
+
+	// The debug socket: the daemon's user only, the runtime's profiles.
+	if st, err := os.Stat(dbg); err != nil || st.Mode().Perm() != 0o600 || st.Mode().Type() != os.ModeSocket {
+		t.Fatalf("debug socket %v, %v: want a socket, mode 0600", st, err)
+	}
+	dc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", dbg)
+	}}}
+	if resp, err := dc.Get("http://d/debug/pprof/heap?debug=1"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("heap profile on the debug socket: %v %v", resp, err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "heap profile:") {
+			t.Fatalf("heap profile: %.200q", b)
+		}
+	}
 
 	// The daemon's own /metrics on the metrics listener: no auth, parses.
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -31,7 +32,12 @@ import (
 // rename), so no one can connect through a looser mode in between. A stale
 // socket (nothing answers) is replaced; a live one is ErrSocketInUse.
 func (d *Daemon) listenUnix() (net.Listener, error) {
-	path := d.cfg.Socket
+	return listenUnixAt(d.cfg.Socket, d.cfg.SocketGroup)
+}
+
+// listenUnixAt is listenUnix for any path: mode 0600, or 0660 for group
+// (a name or gid) when it is not empty.
+func listenUnixAt(path, group string) (net.Listener, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", path, ErrSocketInUse)
@@ -47,8 +53,8 @@ func (d *Daemon) listenUnix() (net.Listener, error) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	mode := os.FileMode(0o600)
-	if d.cfg.SocketGroup != "" {
-		gid, err := lookupGroup(d.cfg.SocketGroup)
+	if group != "" {
+		gid, err := lookupGroup(group)
 		if err != nil {
 			ln.Close()
 			os.Remove(tmp)
@@ -226,6 +232,31 @@ func (d *Daemon) serve(ctx context.Context) error {
 			return nil
 		})
 		d.log.Info("serving metrics", "tcp", ln.Addr().String())
+	}
+	if d.cfg.DebugSocket != "" {
+		// The Go runtime's profiles, for the daemon's own user only (the
+		// socket is 0600): heap, goroutines, CPU — what an operator needs
+		// to say where the daemon's memory or time goes. Never on TCP.
+		ln, err := listenUnixAt(d.cfg.DebugSocket, "")
+		if err != nil {
+			return fail(fmt.Errorf("--debug-socket: %w", err))
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			defer os.Remove(d.cfg.DebugSocket)
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		d.log.Info("serving debug profiles", "socket", d.cfg.DebugSocket)
 	}
 	g.Go(func() error {
 		<-gctx.Done()

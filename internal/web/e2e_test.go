@@ -103,6 +103,11 @@ func startDaemon(t testing.TB, args ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// PRESCIENT_BENCH_DEBUG_SOCKET: the daemon serves its runtime profiles
+	// there (serve --debug-socket), to see where a benchmark's memory goes.
+	if dbg := os.Getenv("PRESCIENT_BENCH_DEBUG_SOCKET"); dbg != "" {
+		args = append(args, "--debug-socket", dbg)
+	}
 	d.cmd = exec.Command(bin, append([]string{"serve", "--state-dir", filepath.Join(dir, "state"), "--socket", d.sock,
 		"--log-level", "info"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
