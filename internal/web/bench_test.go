@@ -184,6 +184,10 @@ func BenchmarkTaskPage(b *testing.B) {
 			fetch += tm.Fetch
 			render += tm.Render
 			nav += tm.SinceNavigation
+			if os.Getenv("PRESCIENT_BENCH_DEBUG") != "" {
+				v, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([performance.getEntriesByType('navigation').map(e=>({rs:e.responseStart|0, re:e.responseEnd|0, dcl:e.domContentLoadedEventEnd|0})), performance.getEntriesByType('resource').map(e=>[e.name.slice(-24), e.startTime|0, e.responseEnd|0])])`))
+				fmt.Fprintf(os.Stderr, "DBG task %v fetch %.0f render %.0f nav %.0f\n", v, tm.Fetch, tm.Render, tm.SinceNavigation)
+			}
 		}
 		b.ReportMetric(float64(ready.Milliseconds())/float64(b.N), "ms-to-ready")
 		b.ReportMetric(fetch/float64(b.N), "fetch-ms")
