@@ -51,6 +51,9 @@ type fakeExec struct {
 	soft    map[string]float64
 	evicted []string
 	refuse  bool
+	// gone: ids the executor no longer finds (Evict fails, as the daemon's
+	// Control does for a task whose process it has not found again).
+	gone map[string]bool
 }
 
 func newFakeExec() *fakeExec {
@@ -86,6 +89,9 @@ func (f *fakeExec) SetSoftMemory(id string, mb float64) error {
 }
 
 func (f *fakeExec) Evict(id string) error {
+	if f.gone[id] {
+		return fmt.Errorf("evict %s: not found", id)
+	}
 	f.evicted = append(f.evicted, id)
 	return nil
 }

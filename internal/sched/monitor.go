@@ -349,8 +349,11 @@ func fmtUse(v resource.Vector) string {
 // makeRoom evicts the lowest-priority, youngest running task whose
 // priority is below e's, so that e's memory can grow.
 func (s *Scheduler) makeRoom(e *entry, now time.Time) {
-	if v := s.victim(e.t.Priority, e); v != nil {
-		s.evict(v, now, fmt.Sprintf("to make room for %s", e.t.ID))
+	for range len(s.tasks) {
+		v := s.victim(e.t.Priority, e, now)
+		if v == nil || s.evict(v, now, fmt.Sprintf("to make room for %s", e.t.ID)) {
+			return
+		}
 	}
 }
 
@@ -373,23 +376,27 @@ func (s *Scheduler) pressure(now time.Time) {
 	if !s.lastPress.IsZero() && now.Sub(s.lastPress) < s.cfg.PressureCooldown {
 		return
 	}
-	v := s.victim(int(^uint(0)>>1), nil)
-	if v == nil {
-		return
-	}
 	why := fmt.Sprintf("node memory use %.0f of %.0f MB", used, capMB)
-	if sl, ok := s.cfg.Executor.(SoftLimiter); ok && !v.throttled && !v.loose {
-		soft := max(throttleFrac*v.used[resource.Memory], s.cfg.MinMemoryMB)
-		if err := sl.SetSoftMemory(v.t.ID, soft); err == nil {
-			v.throttled, v.soft = true, soft
-			s.throttledN++
-			s.stats.Throttles++
-			s.lastPress = now
-			s.record(v, now, ReasonThrottle, why, true)
+	for range len(s.tasks) {
+		v := s.victim(int(^uint(0)>>1), nil, now)
+		if v == nil {
+			return
+		}
+		if sl, ok := s.cfg.Executor.(SoftLimiter); ok && !v.throttled && !v.loose {
+			soft := max(throttleFrac*v.used[resource.Memory], s.cfg.MinMemoryMB)
+			if err := sl.SetSoftMemory(v.t.ID, soft); err == nil {
+				v.throttled, v.soft = true, soft
+				s.throttledN++
+				s.stats.Throttles++
+				s.lastPress = now
+				s.record(v, now, ReasonThrottle, why, true)
+				return
+			}
+		}
+		if s.evict(v, now, why) {
 			return
 		}
 	}
-	s.evict(v, now, why)
 }
 
 // unthrottle puts every throttled task's soft limit back at its predicted
@@ -411,11 +418,11 @@ func (s *Scheduler) unthrottle(now time.Time) {
 	}
 }
 
-// victim picks, among running tasks other than not and not already being
-// evicted, with priority below below, the lowest priority and then the
-// youngest; nil when there is none or when it would be the only task
-// running.
-func (s *Scheduler) victim(below int, not *entry) *entry {
+// victim picks, among running tasks other than not, not already being
+// evicted and not refused by the executor within PressureCooldown, with
+// priority below below, the lowest priority and then the youngest; nil
+// when there is none or when it would be the only task running.
+func (s *Scheduler) victim(below int, not *entry, now time.Time) *entry {
 	var v *entry
 	running := 0
 	for _, x := range s.tasks {
@@ -423,7 +430,8 @@ func (s *Scheduler) victim(below int, not *entry) *entry {
 			continue
 		}
 		running++
-		if x == not || x.evicting || x.t.Priority >= below {
+		if x == not || x.evicting || x.t.Priority >= below ||
+			!x.evictFailed.IsZero() && now.Sub(x.evictFailed) < s.cfg.PressureCooldown {
 			continue
 		}
 		if v == nil || x.t.Priority < v.t.Priority || x.t.Priority == v.t.Priority && younger(x, v) {
@@ -446,20 +454,27 @@ func younger(x, y *entry) bool {
 	return x.seq > y.seq
 }
 
-// evict asks the executor to kill v; Finish requeues it.
-func (s *Scheduler) evict(v *entry, now time.Time, why string) {
+// evict asks the executor to kill v; Finish requeues it. It reports
+// whether the executor took the kill. One it refused (a task restored
+// after a daemon restart whose process the executor has not found again,
+// or one that ended a moment ago) is not picked again for
+// PressureCooldown, so the next victim is tried instead of the same one
+// at every sample.
+func (s *Scheduler) evict(v *entry, now time.Time, why string) bool {
 	ev, ok := s.cfg.Executor.(Evictor)
 	if !ok {
-		return
+		return true // nothing can be evicted: do not look for another
 	}
 	if err := ev.Evict(v.t.ID); err != nil {
 		s.cfg.Log.Warn("evict", "task", v.t.ID, "err", err)
-		return
+		v.evictFailed = now
+		return false
 	}
 	v.evicting = true
 	s.lastPress = now
 	s.stats.Evicts++
 	s.record(v, now, ReasonEvict, why, false)
+	return true
 }
 
 // memRoom is the memory limit that leaves room for x MB of use: x plus the

@@ -424,25 +424,28 @@ type entry struct {
 	hidx     int // index in the due heap; -1 when not in it
 
 	// running:
-	start     time.Time
-	limits    task.Limits // what it holds in the ledger (CPU: predicted use)
-	enf       task.Limits // what its cgroup has (enforced)
-	soft      float64
-	used      resource.Vector
-	observed  bool
-	prevMem   float64
-	prevAt    time.Time
-	samples   int       // samples observed this run
-	memRate   float64   // MB/s of sustained growth (≥ 0)
-	memNeed   float64   // the memory limit its last sample called for (0: none yet)
-	rising    bool      // memory rose at the last sample
-	lastUp    time.Time // last raise of its memory limit
-	cpuAvg    float64   // CPU use, smoothed (EWMA)
-	cpuSecs   float64   // CPU-seconds used so far (measured)
-	predSecs  float64   // CPU-seconds its curve predicts so far
-	downRun   [resource.NumDims]int
-	evicting  bool
-	throttled bool // soft memory limit pressed down under node pressure
+	start    time.Time
+	limits   task.Limits // what it holds in the ledger (CPU: predicted use)
+	enf      task.Limits // what its cgroup has (enforced)
+	soft     float64
+	used     resource.Vector
+	observed bool
+	prevMem  float64
+	prevAt   time.Time
+	samples  int       // samples observed this run
+	memRate  float64   // MB/s of sustained growth (≥ 0)
+	memNeed  float64   // the memory limit its last sample called for (0: none yet)
+	rising   bool      // memory rose at the last sample
+	lastUp   time.Time // last raise of its memory limit
+	cpuAvg   float64   // CPU use, smoothed (EWMA)
+	cpuSecs  float64   // CPU-seconds used so far (measured)
+	predSecs float64   // CPU-seconds its curve predicts so far
+	downRun  [resource.NumDims]int
+	evicting bool
+	// evictFailed is when the executor last refused to evict it (zero:
+	// never); victim skips it for PressureCooldown after.
+	evictFailed time.Time
+	throttled   bool // soft memory limit pressed down under node pressure
 }
 
 // Stats count reservations, for the invariants the tests check.

@@ -258,3 +258,48 @@ func TestFairShare(t *testing.T) {
 		t.Fatalf("order %v, want %v: bob's task must not wait behind alice's backlog", order, want)
 	}
 }
+
+// TestEvictSkipsRefused: when the executor cannot evict the chosen victim
+// (a task restored after a daemon restart that it has not found again),
+// the next victim is evicted at once, and the refused one is not picked
+// again within PressureCooldown.
+func TestEvictSkipsRefused(t *testing.T) {
+	s, clk, ex, err := newTest(vec(2, 900), mapPredictor{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.gone = map[string]bool{"c": true}
+	for i, id := range []string{"a", "b", "c"} {
+		if _, err := s.Enqueue(Task{ID: id, Features: Features{Signature: "unknown", Requests: vec(0.01, 1)}}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(t0.Add(time.Duration(i) * time.Millisecond)) // c is the youngest
+		if got := len(s.Schedule(0)); got != 1 {
+			t.Fatalf("started %d, want 1", got)
+		}
+	}
+	clk.Set(t0.Add(time.Second))
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := s.Observe(id, Observation{At: clk.Now(), Used: vec(0.3, 300)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ex.evicted) != 1 || ex.evicted[0] != "b" {
+		t.Fatalf("evicted %v, want [b]: c (the youngest) cannot be evicted, b is next", ex.evicted)
+	}
+	if _, err := s.Finish("b", Outcome{}); err != nil {
+		t.Fatal(err)
+	}
+	// Once PressureCooldown has passed, c may be picked again: found by
+	// the executor now, it is the youngest and is evicted.
+	ex.gone = nil
+	clk.Set(t0.Add(time.Second + s.cfg.PressureCooldown))
+	for _, id := range []string{"a", "c"} {
+		if _, err := s.Observe(id, Observation{At: clk.Now(), Used: vec(0.3, 445)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ex.evicted) != 2 || ex.evicted[1] != "c" {
+		t.Fatalf("evicted %v, want [b c]", ex.evicted)
+	}
+}
