@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,12 +14,14 @@ import (
 // late peaks last. Each declares what a user would: a little over its
 // peak. A phase's time starts once its memory is held, and a race-built
 // workload touches its pages at about 350 MB/s: early holds 800 MB from
-// about 2.3 s to 5.3 s, and late starts to grow at 8 s, so what separates
-// the peaks is about 2.7 s, which a loaded machine may stretch by a
-// second, not the 2 s of a script with no ramps.
+// about 2.3 s to 5.3 s, and late starts to grow at 10 s, so what
+// separates the peaks is about 4.7 s. (With 8 s it was 2.7 s, and once in
+// 13 clean-clone runs the late task waited for the early one to end: its
+// planned peak met the early one's curve or flat hold; a loaded machine
+// stretches a run by a second or more against its history.)
 const (
-	earlyPeak = "3s:mem=800;8s:mem=40"
-	latePeak  = "8s:mem=40;3s:mem=800"
+	earlyPeak = "3s:mem=800;10s:mem=40"
+	latePeak  = "10s:mem=40;3s:mem=800"
 )
 
 func peakSpec(script string) api.SubmitRequest {
@@ -85,6 +89,13 @@ func TestPeaksSideBySide(t *testing.T) {
 				r.StartedAt.Format("05.000"), r.FinishedAt.Format("05.000"))
 			for _, a := range r.Allocations {
 				t.Logf("  %s %s mem=%.0f held=%.0f %s", a.Time.Format("05.000"), a.Reason, a.Limits.MemoryMB, a.Held.MemoryMB, a.Detail)
+			}
+			if p := r.Prediction; p != nil {
+				var steps []string
+				for _, st := range p.Steps {
+					steps = append(steps, fmt.Sprintf("%.1fs:%.0f/%.0f", st.DurationS, st.P50.MemoryMB, st.Upper.MemoryMB))
+				}
+				t.Logf("  prediction %s (memory p50/upper): %s", p.Model, strings.Join(steps, " "))
 			}
 		}
 		for _, r := range pair {
