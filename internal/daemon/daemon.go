@@ -231,8 +231,10 @@ type job struct {
 	logDrops  *api.LogsDropped // what log rotation dropped in the last run
 	freeRetry bool             // the next lost run does not count as an attempt
 
-	smu     sync.Mutex // guards sampler; never held with Daemon.mu
-	sampler sampler
+	smu       sync.Mutex // guards sampler, sampledAt and sampled; never held with Daemon.mu
+	sampler   sampler
+	sampledAt time.Time // the sampler's last reading (the priming one first)
+	sampled   bool      // a sample of this run was taken (not only the priming one)
 }
 
 // phase is where a job is in the daemon.

@@ -49,12 +49,13 @@ func (d *Daemon) openSampler(j *job) {
 		d.log.Debug("no cgroup to profile", "task", j.id, "err", err)
 		return
 	}
-	s.Sample(time.Now()) // prime the rate counters
+	now := time.Now()
+	s.Sample(now) // prime the rate counters
 	j.smu.Lock()
 	if j.sampler != nil {
 		_ = j.sampler.Close()
 	}
-	j.sampler = s
+	j.sampler, j.sampledAt, j.sampled = s, now, false
 	j.smu.Unlock()
 }
 
@@ -62,12 +63,24 @@ func (d *Daemon) openSampler(j *job) {
 func (d *Daemon) lastSample(j *job) { d.sampleOnce(j, time.Now(), true) }
 
 // sampleOnce takes one sample of j (with last, then closes the sampler).
+// The last sample is dropped when it would cover less than half an
+// interval since the previous one (a run with no sample yet keeps it,
+// for what it can tell): rates over so short a tail say
+// nothing (a task capped at 0.25 core by CFS, 25 ms a 100 ms period, may
+// run its whole 25 ms in a 55 ms tail, which reads as 45 %) and would set
+// the run's peaks.
 func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
 	j.smu.Lock()
 	defer j.smu.Unlock()
 	if j.sampler == nil {
 		return
 	}
+	if last && j.sampled && now.Sub(j.sampledAt) < d.cfg.Interval/2 {
+		_ = j.sampler.Close()
+		j.sampler = nil
+		return
+	}
+	j.sampledAt, j.sampled = now, true
 	t0 := time.Now()
 	s := j.sampler.Sample(now)
 	d.m.sampleSecs.Observe(time.Since(t0).Seconds())

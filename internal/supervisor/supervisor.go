@@ -122,10 +122,12 @@ func (s *Supervisor) Run(ctx context.Context, rec *task.Record, out Output) (*ta
 		close(exited)
 	}()
 	tick := time.NewTicker(s.cfg.Interval)
+	last := start // the previous sample's time
 	take := func(now time.Time) {
 		if sampler == nil {
 			return
 		}
+		last = now
 		smp := sampler.Sample(now)
 		agg.Add(smp)
 		if err := s.cfg.Samples.Append(rec.ID, rec.Signature, smp); err != nil {
@@ -146,9 +148,12 @@ loop:
 	}
 	tick.Stop()
 	end := time.Now()
-	// One last sample over the tail since the previous tick, when it is long
-	// enough to say something about rates.
-	if end.Sub(start) >= s.cfg.Interval/2 || agg.N() == 0 {
+	// One last sample over the tail since the previous sample, when it is
+	// long enough to say something about rates. A short tail does not: a
+	// task capped at 0.25 core by CFS (25 ms a 100 ms period) may run its
+	// whole 25 ms in a 55 ms tail, which reads as 45 % (this compared the
+	// tail's end with the run's start, so every tail was taken).
+	if end.Sub(last) >= s.cfg.Interval/2 || agg.N() == 0 {
 		take(end)
 	}
 	if sampler != nil {
