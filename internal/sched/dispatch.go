@@ -88,24 +88,37 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		// node's size.
 		need = need.Max(e.t.Features.Requests).Min(s.capv)
 	}
-	if !s.cfg.Static {
-		free := s.capv.Sub(s.usedSum)
-		free[resource.CPU] = s.capv[resource.CPU]*s.backoff - max(s.usedSum[resource.CPU], s.committed[resource.CPU])
-		if !need.LessEq(free) {
-			return Start{}, false
-		}
-	}
 	if !s.backfillOK(e, now, now.Add(e.curve.Total()), e.curve.Peak(s.led.Config().SoftQuantile)) {
 		return Start{}, false
 	}
 	want := s.size(e, 0, s.cfg.CommitWindow)
+	c := resource.CPU
+	if !s.cfg.Static {
+		// CPU admits by use: what running tasks use and are predicted to
+		// use (cpuNeed), not the weights they hold, which are floored at
+		// MinCPU and lag a burst's end (CPU is compressible).
+		free := s.capv.Sub(s.usedSum)
+		free[c] = s.capv[c]*s.backoff - max(s.usedSum[c], s.cpuInUse(now))
+		if !need.LessEq(free) {
+			return Start{}, false
+		}
+	}
 	avail := clampZero(s.capv.Sub(s.committed))
+	if s.compressible() && s.cfg.Enforce[c] && want[c] > avail[c] {
+		// Weights held above use come back first.
+		s.reclaimCPU(e, want[c]-avail[c], now)
+		avail = clampZero(s.capv.Sub(s.committed))
+	}
 	for d := range want {
 		if want[d] <= avail[d] {
 			continue
 		}
 		a := avail[d] - 0.002 // under the ledger's rounding at the edge
-		if a < need[d] || a < s.minimum(resource.Dim(d)) {
+		// A compressible CPU weight may be less than the predicted use
+		// (the use fits, checked above: weights only share contention);
+		// anything else must cover it.
+		weight := resource.Dim(d) == c && s.compressible()
+		if (a < need[d] && !weight) || a < s.minimum(resource.Dim(d)) {
 			return Start{}, false
 		}
 		want[d] = a
@@ -127,6 +140,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	s.vtime = max(s.vtime, e.tag)
 	waited := now.Sub(e.enq)
 	e.state, e.start, e.limits = Running, now, lim
+	s.running[e.t.ID] = e
 	e.peakHi = e.curve.Peak(1)
 	e.observed, e.used, e.prevAt, e.downRun = false, resource.Vector{}, time.Time{}, [resource.NumDims]int{}
 	e.memRate, e.rising, e.lastUp, e.cpuAvg, e.cpuSecs, e.predSecs, e.samples = 0, false, time.Time{}, 0, 0, 0, 0

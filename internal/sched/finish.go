@@ -31,6 +31,7 @@ func (s *Scheduler) Restore(t Task, start time.Time, limits task.Limits, c ledge
 	e.peakHi = e.curve.Peak(1)
 	e.enf = s.enforced(e)
 	s.tasks[t.ID] = e
+	s.running[t.ID] = e
 	v := limits.Vector()
 	s.committed = s.committed.Add(v)
 	s.usedSum = s.usedSum.Add(v)
@@ -160,6 +161,7 @@ func (s *Scheduler) retrySize(e *entry, now time.Time) (est float64, why string,
 
 // release returns a running e's hard allocation.
 func (s *Scheduler) release(e *entry) {
+	delete(s.running, e.t.ID)
 	if s.led.Release(e.t.ID) {
 		s.stats.Released++
 	}

@@ -144,7 +144,7 @@ func runScript(t *testing.T, src string) []byte {
 		case "node":
 			var err error
 			s, clk, ex, err = newTest(vec(num("cpu"), num("mem")), pred, func(c *Config) {
-				c.CommitWindow, c.MonitorWindow = dur("commit"), dur("monitor")
+				c.CommitWindow, c.MonitorWindow, c.BurstWindow = dur("commit"), dur("monitor"), dur("burst")
 				c.DownAfter = 3
 			})
 			if err != nil {

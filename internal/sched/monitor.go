@@ -67,7 +67,12 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 		}
 		e.cpuSecs += o.Used[resource.CPU] * dt
 		e.predSecs += e.curve.Window(o.At.Sub(e.start), 0, false)[resource.CPU] * dt
-		e.cpuAvg += 0.1 * (o.Used[resource.CPU] - e.cpuAvg)
+		// Smoothed over about three samples: enough that one busy
+		// sample of a bursty task does not move its weight, short enough
+		// that a task whose CPU burst is over gives the CPU back within
+		// seconds (at 0.1 a 0.7-core start-up burst still held 0.3 core
+		// ten samples later, and the next task waited for it).
+		e.cpuAvg += cpuAlpha * (o.Used[resource.CPU] - e.cpuAvg)
 	} else {
 		e.cpuAvg = o.Used[resource.CPU]
 	}
@@ -81,6 +86,9 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 	s.contention(now)
 	return changed, err
 }
+
+// cpuAlpha is the weight of a new sample in a task's smoothed CPU use.
+const cpuAlpha = 0.3
 
 // adjust computes and applies e's new allocation.
 func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error) {
@@ -138,16 +146,7 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 	}
 	if s.cfg.Enforce[resource.CPU] {
 		c := resource.CPU
-		cpu := max(e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[c], e.cpuAvg)
-		if e.loose {
-			// Without a curve the declared CPU is only a first guess:
-			// once the task has shown what it uses, that is what it holds
-			// (CPU is compressible: a wrong guess costs a weight, not a kill).
-			cpu = e.cpuAvg
-			if e.samples < 3 {
-				cpu = max(cpu, e.t.Features.Requests[c])
-			}
-		}
+		cpu := s.cpuNeed(e, now)
 		// A weight is relative and coarse: it moves only when what the
 		// task uses is off by a factor of two (and a tenth of a core), so
 		// bursty use does not rewrite it every sample.
@@ -262,7 +261,7 @@ func (s *Scheduler) reclaim(e *entry, mb float64, urgent bool, now time.Time) fl
 		keep float64
 	}
 	var cands []slack
-	for _, x := range s.tasks {
+	for _, x := range s.running {
 		if x == e || x.state != Running || x.evicting || !x.observed || now.Sub(x.start) < s.cfg.MonitorWindow/2 {
 			continue
 		}
@@ -313,6 +312,107 @@ func (s *Scheduler) reclaim(e *entry, mb float64, urgent bool, now time.Time) fl
 	return freed
 }
 
+// cpuNeed is the CPU e should hold now. While e follows its curve (its
+// last sample used no more than the curve's upper quantile over the next
+// MonitorWindow), the curve's predicted use over that window or the last
+// sample, whichever is larger: a burst the curve says is over is over (a
+// smoothed average lags it by seconds, and the next task waits for a
+// core nobody uses). Off its curve, also its smoothed use. Without a
+// curve the declared CPU is only a first guess: once the task has shown
+// what it uses, its smoothed use is what it holds (CPU is compressible:
+// a wrong guess costs a weight, not a kill).
+func (s *Scheduler) cpuNeed(e *entry, now time.Time) float64 {
+	c := resource.CPU
+	if e.loose {
+		if e.samples < 3 {
+			return max(e.cpuAvg, e.t.Features.Requests[c])
+		}
+		return e.cpuAvg
+	}
+	elapsed := now.Sub(e.start)
+	cpu := max(e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[c], e.used[c])
+	if e.used[c] > e.curve.Window(elapsed, s.cfg.MonitorWindow, true)[c] {
+		cpu = max(cpu, e.cpuAvg)
+	}
+	return cpu
+}
+
+// cpuInUse is the CPU running tasks use and are predicted to use now:
+// the sum of their cpuNeed.
+func (s *Scheduler) cpuInUse(now time.Time) float64 {
+	sum := 0.0
+	for _, x := range s.running {
+		if x.state == Running {
+			if x.observed {
+				sum += s.cpuNeed(x, now)
+			} else {
+				sum += x.limits.Vector()[resource.CPU] // not sampled yet: what it was given
+			}
+		}
+	}
+	return sum
+}
+
+// reclaimCPU lowers the CPU that other running tasks hold above their
+// need (cpuNeed) by up to cores, largest slack
+// first, so that e can start; it returns how much it freed. CPU is
+// compressible and what a task holds is its weight, so this takes no CPU
+// a task uses: it stops a finished burst from holding the node (a task
+// whose curve was 0.3 core for its first 10 s and 0.02 after held 0.3
+// until its 2 × hysteresis let it down, and the next 1-core task waited
+// 16 s beside an idle core). The weights move at once, not at the next
+// sample, because the start needs the room now.
+func (s *Scheduler) reclaimCPU(e *entry, cores float64, now time.Time) float64 {
+	c := resource.CPU
+	type slack struct {
+		x    *entry
+		keep float64
+	}
+	var cands []slack
+	for _, x := range s.running {
+		if x == e || x.state != Running || x.evicting || !x.observed {
+			continue
+		}
+		keep := max(s.cpuNeed(x, now), s.cfg.MinCPU)
+		if cp := x.t.Cap.CPUCores; cp > 0 {
+			keep = min(keep, cp)
+		}
+		if x.limits.CPUCores-keep > 0.005 {
+			cands = append(cands, slack{x, keep})
+		}
+	}
+	slices.SortFunc(cands, func(a, b slack) int {
+		if d := cmp.Compare(b.x.limits.CPUCores-b.keep, a.x.limits.CPUCores-a.keep); d != 0 {
+			return d
+		}
+		return cmp.Compare(a.x.seq, b.x.seq)
+	})
+	freed := 0.0
+	for _, cd := range cands {
+		if freed >= cores {
+			break
+		}
+		x := cd.x
+		old := x.limits.Vector()
+		v := old
+		v[c] = max(cd.keep, old[c]-(cores-freed)-reclaimPad)
+		if err := s.apply(x, v, now); err != nil {
+			continue
+		}
+		if enf := s.enforced(x); enf != x.enf && s.cfg.Executor != nil {
+			if err := s.cfg.Executor.Update(x.t.ID, enf); err != nil {
+				_ = s.apply(x, old, now)
+				continue
+			}
+			x.enf = enf
+		}
+		freed += old[c] - v[c]
+		s.stats.Reclaims++
+		s.record(x, now, ReasonReclaim, fmt.Sprintf("%.2f CPU above its use (%.2f) taken back for %s", old[c]-v[c], x.used[c], e.t.ID), false)
+	}
+	return freed
+}
+
 // contention backs off the CPU capacity admission uses while running
 // tasks get less CPU than their curves predict on a busy node, and comes
 // back when they do not: an over-packed node stretches every run (and
@@ -324,7 +424,7 @@ func (s *Scheduler) contention(now time.Time) {
 	}
 	s.lastCont = now
 	n, starved := 0, 0
-	for _, x := range s.tasks {
+	for _, x := range s.running {
 		if x.state != Running || x.loose || x.predSecs < 2 {
 			continue
 		}
@@ -425,7 +525,7 @@ func (s *Scheduler) unthrottle(now time.Time) {
 func (s *Scheduler) victim(below int, not *entry, now time.Time) *entry {
 	var v *entry
 	running := 0
-	for _, x := range s.tasks {
+	for _, x := range s.running {
 		if x.state != Running {
 			continue
 		}

@@ -87,7 +87,7 @@ func keyOf(e *entry) qkey { return qkey{e.t.Priority, e.t.User} }
 // promise with decayed usage).
 func (s *Scheduler) queue(e *entry, now time.Time) {
 	s.seq++
-	e.seq, e.enq, e.state = s.seq, now, Queued
+	e.seq, e.enq, e.aged, e.state = s.seq, now, now, Queued
 	e.tag = max(s.vtime, s.userTag[e.t.User])
 	s.userTag[e.t.User] = e.tag + 1
 	k := keyOf(e)
@@ -100,6 +100,9 @@ func (s *Scheduler) queue(e *entry, now time.Time) {
 		i, _ := slices.BinarySearchFunc(s.keys, k, cmpKey)
 		s.keys = slices.Insert(s.keys, i, k)
 	}
+	if s.burst(q, e, now) {
+		return
+	}
 	// Ahead of what is planned already (a higher priority, or another
 	// user's turn)? Then Replan reorders.
 	if !s.inverted {
@@ -111,6 +114,89 @@ func (s *Scheduler) queue(e *entry, now time.Time) {
 		}
 	}
 	q.push(e)
+}
+
+// burst puts e, just tagged, ahead of the tasks at the tail of its FIFO
+// that were queued within BurstWindow before it and are predicted to run
+// shorter (LPT within a burst; Config.BurstWindow), at most ReplanWindow
+// of them. It reports whether it did (else the caller appends e).
+//
+// The FIFO's invariants hold: e takes the earliest tag and aging start
+// of the tasks it passes and they shift up by one, so tags and aging stay
+// in FIFO order and the merge in each stays right. Passing a planned task
+// makes e planned (the queue is replanned at the next Schedule, in the new
+// order); past PlanDepth the worst planned task is deferred.
+func (s *Scheduler) burst(q *fifo, e *entry, now time.Time) bool {
+	if s.cfg.BurstWindow < 0 || e.loose {
+		return false
+	}
+	d := e.curve.Total()
+	from := now.Add(-s.cfg.BurstWindow)
+	at, n := -1, 0
+	for i := len(q.items) - 1; i >= q.head && n < s.cfg.ReplanWindow; i-- {
+		x := q.items[i]
+		if x == nil {
+			continue
+		}
+		if x.loose || x.enq.Before(from) || x.curve.Total() >= d {
+			break
+		}
+		at, n = i, n+1
+	}
+	if at < 0 {
+		return false
+	}
+	// Tags: e's is the newest; the passed tasks' and e's, in order.
+	tags := []uint64{}
+	var passed []*entry
+	for i := at; i < len(q.items); i++ {
+		if x := q.items[i]; x != nil {
+			passed = append(passed, x)
+			tags = append(tags, x.tag)
+		}
+	}
+	tags = append(tags, e.tag)
+	e.tag, e.aged = tags[0], passed[0].aged
+	for i, x := range passed {
+		x.tag = tags[i+1]
+	}
+	first := passed[0]
+	if !first.deferred && e.deferred {
+		// Ahead of a planned task: planned, and the plan reorders.
+		e.deferred = false
+		s.deferredN--
+		s.planned++
+		s.inverted = true
+	}
+	q.insert(e, at)
+	for s.planned > s.cfg.PlanDepth && s.deferWorst(now) {
+	}
+	if !e.deferred {
+		s.reserve(e, now)
+	}
+	return true
+}
+
+// deferWorst defers the last planned task that comes last in the queue's
+// order, releasing its reservation; false when none is planned.
+func (s *Scheduler) deferWorst(now time.Time) bool {
+	var worst *entry
+	for _, k := range s.keys {
+		if e := s.fifo[k].lastPlanned(); e != nil && (worst == nil || s.before(worst, e, now)) {
+			worst = e
+		}
+	}
+	if worst == nil {
+		return false
+	}
+	s.unreserve(worst)
+	if s.shadow.e == worst {
+		s.shadow = shadow{}
+	}
+	s.fifo[keyOf(worst)].deferLast(worst)
+	s.planned--
+	s.deferredN++
+	return true
 }
 
 // cmpKey orders FIFO keys: priority descending, then user.
@@ -157,13 +243,7 @@ func (s *Scheduler) fill(now time.Time) {
 			if worst == nil || !s.before(best, worst, now) {
 				return
 			}
-			s.unreserve(worst)
-			if s.shadow.e == worst {
-				s.shadow = shadow{}
-			}
-			s.fifo[keyOf(worst)].deferLast(worst)
-			s.planned--
-			s.deferredN++
+			s.deferWorst(now)
 		}
 		s.fifo[keyOf(best)].undefer(best)
 		s.deferredN--
@@ -259,7 +339,7 @@ func (s *Scheduler) protect(e *entry, now time.Time) {
 		lim resource.Vector
 	}
 	var ends []end
-	for _, x := range s.tasks {
+	for _, x := range s.running {
 		if x.state == Running {
 			at := x.start.Add(x.curve.Total())
 			if !at.After(now) {
@@ -317,7 +397,7 @@ func (s *Scheduler) uncount(e *entry) {
 
 // effPrio is e's priority aged by its wait.
 func (s *Scheduler) effPrio(e *entry, now time.Time) int {
-	return e.t.Priority + int(now.Sub(e.enq)/s.cfg.AgeStep)
+	return e.t.Priority + int(now.Sub(e.aged)/s.cfg.AgeStep)
 }
 
 // before orders queued entries: higher effective (aged) priority first,

@@ -72,6 +72,9 @@ func TestPropertyInterleavings(t *testing.T) {
 				if snap.Hard != len(running) {
 					t.Fatalf("step %d (%s): %d hard allocations, %d running", step, op, snap.Hard, len(running))
 				}
+				if len(s.running) != len(running) {
+					t.Fatalf("step %d (%s): scheduler's running set has %d, test %d", step, op, len(s.running), len(running))
+				}
 				if len(s.tasks) != len(queued)+len(running) {
 					t.Fatalf("step %d (%s): scheduler holds %d tasks, test %d queued + %d running", step, op, len(s.tasks), len(queued), len(running))
 				}
@@ -219,6 +222,7 @@ func checkPlan(t *testing.T, s *Scheduler, at string) {
 	for _, p := range s.keys {
 		q := s.fifo[p]
 		seenDef := false
+		var prev *entry
 		for i := q.head; i < len(q.items); i++ {
 			e := q.items[i]
 			if e == nil {
@@ -227,6 +231,13 @@ func checkPlan(t *testing.T, s *Scheduler, at string) {
 			if e.qi != i {
 				t.Fatalf("%s: %s at %d thinks it is at %d", at, e.t.ID, i, e.qi)
 			}
+			// The merge in each relies on FIFO order being before's
+			// order: tags rise, aging starts never go back (a task put
+			// ahead in a burst takes the tag and aging of those it passed).
+			if prev != nil && (e.tag <= prev.tag || e.aged.Before(prev.aged)) {
+				t.Fatalf("%s: FIFO %v: %s (tag %d, aged %v) after %s (tag %d, aged %v)", at, p, e.t.ID, e.tag, e.aged, prev.t.ID, prev.tag, prev.aged)
+			}
+			prev = e
 			if e.deferred {
 				if !seenDef && q.def != i {
 					t.Fatalf("%s: first deferred at %d, fifo.def = %d", at, i, q.def)

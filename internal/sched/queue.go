@@ -1,5 +1,7 @@
 package sched
 
+import "slices"
+
 // fifo is one priority's queue in arrival order. Removal from the middle
 // (a cancel, a backfilled start) leaves a hole that is skipped and
 // compacted away once holes outnumber entries, so push, remove and a full
@@ -25,6 +27,26 @@ func (q *fifo) push(e *entry) {
 	q.n++
 	if e.deferred && q.def < 0 {
 		q.def = e.qi
+	}
+}
+
+// insert puts e at index i, ahead of the entry there (live or a hole),
+// shifting the rest up by one. A deferred e must be inserted at or after
+// the first deferred entry, a planned one before it: deferred entries
+// stay a suffix.
+func (q *fifo) insert(e *entry, i int) {
+	q.items = slices.Insert(q.items, i, e)
+	for j := i; j < len(q.items); j++ {
+		if x := q.items[j]; x != nil {
+			x.qi = j
+		}
+	}
+	q.n++
+	if q.def >= i {
+		q.def++
+	}
+	if e.deferred && (q.def < 0 || i < q.def) {
+		q.def = i
 	}
 }
 

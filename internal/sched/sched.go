@@ -223,6 +223,7 @@ const (
 	DefaultAgeStep          = time.Minute
 	DefaultReplanWindow     = 64
 	DefaultPlanDepth        = 512
+	DefaultBurstWindow      = 5 * time.Second
 	DefaultFallbackDuration = time.Minute
 	DefaultMinCPU           = 0.05
 	DefaultMinMemoryMB      = 16
@@ -305,6 +306,14 @@ type Config struct {
 	// says little. It is also what keeps enqueue fast with a deep queue
 	// (docs/benchmarks.md).
 	PlanDepth int
+	// BurstWindow: a user's tasks of one priority queued within this of
+	// each other are a burst, and within a burst the task predicted to
+	// run longest goes first (longest processing time first, LPT): the
+	// short ones then fill in beside the long ones instead of leaving a
+	// long one to run alone at the end. Across bursts, and for tasks
+	// without a prediction, the order stays first come, first served.
+	// Default DefaultBurstWindow; negative: no reordering.
+	BurstWindow time.Duration
 	// FallbackDuration: how long a task with no prediction is assumed to run.
 	FallbackDuration time.Duration
 	// MinCPU and MinMemoryMB floor hard limits.
@@ -381,6 +390,9 @@ func (c *Config) validate() error {
 	if c.PlanDepth <= 0 {
 		c.PlanDepth = DefaultPlanDepth
 	}
+	if c.BurstWindow == 0 {
+		c.BurstWindow = DefaultBurstWindow
+	}
 	if c.MinCPU <= 0 {
 		c.MinCPU = DefaultMinCPU
 	}
@@ -405,6 +417,7 @@ type entry struct {
 	seq     uint64
 	tag     uint64    // fair-share tag: orders users' tasks within a priority
 	enq     time.Time // when (re)queued
+	aged    time.Time // when its aging began: enq, or earlier when it went ahead in a burst
 	state   State
 	curve   ledger.Curve
 	model   string
@@ -473,6 +486,7 @@ type Scheduler struct {
 	mu         sync.Mutex
 	seq        uint64
 	tasks      map[string]*entry
+	running    map[string]*entry // the running tasks of tasks
 	keys       []qkey            // keys of the non-empty FIFOs, by priority descending
 	fifo       map[qkey]*fifo    // (priority, user) → FIFO of queued entries
 	vtime      uint64            // fair share: the tag of the latest started task
@@ -514,7 +528,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	return &Scheduler{
 		cfg: cfg, led: cfg.Ledger, capv: cfg.Ledger.Capacity(), head: cfg.Ledger.Config().Headroom,
-		tasks: map[string]*entry{}, backoff: 1, floors: map[string]float64{}, fifo: map[qkey]*fifo{}, userTag: map[uint32]uint64{},
+		tasks: map[string]*entry{}, running: map[string]*entry{}, backoff: 1, floors: map[string]float64{}, fifo: map[qkey]*fifo{}, userTag: map[uint32]uint64{},
 	}, nil
 }
 
