@@ -38,6 +38,8 @@ const (
 	// DefaultMaxUserPriority is the highest priority a user other than
 	// root (or a member of PriorityGroup) may ask for.
 	DefaultMaxUserPriority = 10
+	// DefaultCPUOvercommit: see Config.CPUOvercommit.
+	DefaultCPUOvercommit = 1.05
 	// DefaultLogTotalBytes caps the logs of all tasks together. At the
 	// defaults one task's logs reach at most 2 streams × (1 + 2 kept) ×
 	// 64 MiB = 384 MiB, so 4 GiB keeps at least the ten newest such
@@ -142,8 +144,12 @@ type Config struct {
 	// Policy picks the scheduler: PolicyPredict (default) or PolicyFit.
 	Policy string
 	// CPUOvercommit scales the CPU capacity the predict policy admits
-	// tasks against by their predicted use (CPU is compressible; default
-	// 1: the predicted use of running tasks fits the cores).
+	// tasks against by their predicted use (CPU is compressible). The
+	// default, DefaultCPUOvercommit, is a tolerance, not a bet: the
+	// predicted use of two single-threaded tasks is 0.97–1.0 core each
+	// (sampling noise), and every running task holds at least MinCPU
+	// (0.05 core) for its weight, so at exactly 1 a third task using next
+	// to nothing (a memory hold) kept a 2-core node at one busy core.
 	CPUOvercommit float64
 	// Sched tunes the predictive scheduler.
 	Sched SchedConfig
@@ -195,7 +201,7 @@ func (c *Config) validate() error {
 	}
 	switch {
 	case c.CPUOvercommit == 0:
-		c.CPUOvercommit = 1
+		c.CPUOvercommit = DefaultCPUOvercommit
 	case c.CPUOvercommit < 0.1 || c.CPUOvercommit > 10:
 		return fmt.Errorf("cpu overcommit %v is outside [0.1, 10]: %w", c.CPUOvercommit, ErrConfig)
 	}

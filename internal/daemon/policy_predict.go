@@ -44,6 +44,10 @@ type SchedConfig struct {
 	// MaxHistory bounds the finished runs loaded into the predictor at
 	// start (default 4096, newest first).
 	MaxHistory int
+	// BurstWindow: a user's tasks queued within it of each other start
+	// longest predicted first (sched.Config.BurstWindow; default 5 s,
+	// negative: strictly first come, first served).
+	BurstWindow time.Duration
 }
 
 // modelsDir holds the persisted models, models-NNNNNN.bin, newest highest,
@@ -109,7 +113,7 @@ func newPredictPolicy(capacity resource.Vector, ctl Control, st *store.Store, st
 	}
 	base, err := newSchedPolicy(PolicyPredict, capacity, ctl, sched.Config{
 		Predictor: enginePredictor{eng, &p.planned}, CommitWindow: sc.CommitWindow, MonitorWindow: sc.MonitorWindow,
-		RetryLimit: sc.RetryLimit, PlanDepth: sc.PlanDepth,
+		RetryLimit: sc.RetryLimit, PlanDepth: sc.PlanDepth, BurstWindow: sc.BurstWindow,
 		MinCPU: 0.1, // a task's own start-up (page faults, runtime init) needs more than a sliver
 	}, log)
 	if err != nil {

@@ -176,7 +176,7 @@ type declared struct{}
 func (declared) Predict(sched.Features) (ledger.Curve, string) { return ledger.Curve{}, "" }
 
 func newFitPolicy(capacity resource.Vector, ctl Control, log *slog.Logger) (*fitPolicy, error) {
-	p, err := newSchedPolicy(PolicyFit, capacity, ctl, sched.Config{Predictor: declared{}, Static: true, RetryLimit: -1}, log)
+	p, err := newSchedPolicy(PolicyFit, capacity, ctl, sched.Config{Predictor: declared{}, Static: true, RetryLimit: -1, BurstWindow: -1}, log)
 	if err != nil {
 		return nil, err
 	}
