@@ -119,7 +119,12 @@ func (s *Scheduler) Finish(id string, o Outcome) (Result, error) {
 	e.enf, e.soft = task.Limits{}, 0
 	s.record(e, now, res.Reason, res.Detail, false)
 	s.stats.Requeues++
-	s.admit(e, now)
+	s.admit(e, now, true)
+	if s.inverted {
+		// It went back ahead of planned tasks: plan it in its place now,
+		// so its view says when it will start (requeues are rare).
+		s.replan(now, true)
+	}
 	res.View = s.view(e)
 	return res, nil
 }

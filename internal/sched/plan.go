@@ -31,7 +31,7 @@ func (s *Scheduler) Enqueue(t Task) (View, error) {
 	e.curve, e.model = s.predict(t.Features, e.floorMB)
 	e.loose = e.model == ModelRequests
 	s.tasks[t.ID] = e
-	s.admit(e, now)
+	s.admit(e, now, false)
 	return s.view(e), nil
 }
 
@@ -85,11 +85,21 @@ func keyOf(e *entry) qkey { return qkey{e.t.Priority, e.t.User} }
 // tags vtime…vtime+1999, and another user's task arriving then gets vtime
 // and goes next, not behind the 2,000 (Slurm's fair share makes the same
 // promise with decayed usage).
-func (s *Scheduler) queue(e *entry, now time.Time) {
+//
+// A requeued task (evicted, OOM-killed with a larger size to try, lost)
+// keeps its tag and aging and goes back to its place among the tasks
+// queued after it: it was started in its turn once, and a long task sent
+// to the back of a burst runs alone at the end (measured: an OOM-killed
+// 82 s job retried behind the 17 tasks queued after it waited 3¾ min
+// and ended the mix a minute after everything else).
+func (s *Scheduler) queue(e *entry, now time.Time, requeue bool) {
 	s.seq++
-	e.seq, e.enq, e.aged, e.state = s.seq, now, now, Queued
-	e.tag = max(s.vtime, s.userTag[e.t.User])
-	s.userTag[e.t.User] = e.tag + 1
+	e.seq, e.enq, e.state = s.seq, now, Queued
+	if !requeue {
+		e.aged = now
+		e.tag = max(s.vtime, s.userTag[e.t.User])
+		s.userTag[e.t.User] = e.tag + 1
+	}
 	k := keyOf(e)
 	q := s.fifo[k]
 	if q == nil {
@@ -100,8 +110,14 @@ func (s *Scheduler) queue(e *entry, now time.Time) {
 		i, _ := slices.BinarySearchFunc(s.keys, k, cmpKey)
 		s.keys = slices.Insert(s.keys, i, k)
 	}
-	if s.burst(q, e, now) {
-		return
+	placed := false
+	if requeue {
+		if i := q.after(e.tag); i >= 0 {
+			s.insertAt(q, e, i, now)
+			placed = true
+		}
+	} else {
+		placed = s.burst(q, e, now)
 	}
 	// Ahead of what is planned already (a higher priority, or another
 	// user's turn)? Then Replan reorders.
@@ -113,7 +129,9 @@ func (s *Scheduler) queue(e *entry, now time.Time) {
 			}
 		}
 	}
-	q.push(e)
+	if !placed {
+		q.push(e)
+	}
 }
 
 // burst puts e, just tagged, ahead of the tasks at the tail of its FIFO
@@ -160,21 +178,27 @@ func (s *Scheduler) burst(q *fifo, e *entry, now time.Time) bool {
 	for i, x := range passed {
 		x.tag = tags[i+1]
 	}
-	first := passed[0]
-	if !first.deferred && e.deferred {
-		// Ahead of a planned task: planned, and the plan reorders.
+	s.insertAt(q, e, at, now)
+	return true
+}
+
+// insertAt puts e, queued deferred, into q at index i, ahead of the live
+// entry there. Ahead of a planned entry it is planned itself, and the
+// queue is replanned at the next Schedule in the new order; past
+// PlanDepth the worst planned task is deferred.
+func (s *Scheduler) insertAt(q *fifo, e *entry, i int, now time.Time) {
+	if !q.items[i].deferred && e.deferred {
 		e.deferred = false
 		s.deferredN--
 		s.planned++
 		s.inverted = true
 	}
-	q.insert(e, at)
+	q.insert(e, i)
 	for s.planned > s.cfg.PlanDepth && s.deferWorst(now) {
 	}
 	if !e.deferred {
 		s.reserve(e, now)
 	}
-	return true
 }
 
 // deferWorst defers the last planned task that comes last in the queue's
@@ -209,10 +233,10 @@ func cmpKey(a, b qkey) int {
 
 // admit queues e deferred and lets fill plan it if it is within the
 // planning depth.
-func (s *Scheduler) admit(e *entry, now time.Time) {
+func (s *Scheduler) admit(e *entry, now time.Time, requeue bool) {
 	e.deferred = true
 	s.deferredN++
-	s.queue(e, now)
+	s.queue(e, now, requeue)
 	s.fill(now)
 }
 

@@ -50,6 +50,17 @@ func (q *fifo) insert(e *entry, i int) {
 	}
 }
 
+// after returns the index of the first live entry whose tag is above
+// tag, or -1.
+func (q *fifo) after(tag uint64) int {
+	for i := q.head; i < len(q.items); i++ {
+		if x := q.items[i]; x != nil && x.tag > tag {
+			return i
+		}
+	}
+	return -1
+}
+
 // firstDeferred returns the first deferred entry, or nil.
 func (q *fifo) firstDeferred() *entry {
 	if q.def < 0 {
