@@ -162,26 +162,32 @@ func (d *Daemon) serve(ctx context.Context) error {
 		_ = g.Wait()
 		return err
 	}
+	// start serves handler on ln until shutdown; a unix socket's path
+	// (rm) is removed when it stops.
+	start := func(ln net.Listener, handler http.Handler, rm string, ctxOf func(context.Context, net.Conn) context.Context) {
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout, ConnContext: ctxOf}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			if rm != "" {
+				defer os.Remove(rm)
+			}
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	if d.cfg.Socket != "" {
 		ln, err := d.listenUnix()
 		if err != nil {
 			return fail(err)
 		}
 		ln = &peerListener{Listener: ln, d: d}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout,
-			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-				if pc, ok := c.(*peerConn); ok {
-					return context.WithValue(ctx, identityKey, pc.who)
-				}
-				return ctx
-			}}
-		servers = append(servers, srv)
-		g.Go(func() error {
-			defer os.Remove(d.cfg.Socket)
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
+		start(ln, h, d.cfg.Socket, func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*peerConn); ok {
+				return context.WithValue(ctx, identityKey, pc.who)
 			}
-			return nil
+			return ctx
 		})
 		d.log.Info("serving", "socket", d.cfg.Socket)
 	}
@@ -206,14 +212,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 			}
 			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		}
-		srv := &http.Server{Handler: tcpAuth(h, tok, owner), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout}
-		servers = append(servers, srv)
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
+		start(ln, tcpAuth(h, tok, owner), "", nil)
 		d.log.Info("serving", "tcp", ln.Addr().String(), "tls", tlsOn)
 	}
 	if d.cfg.MetricsListen != "" {
@@ -223,14 +222,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(d.cfg.Gatherer, promhttp.HandlerOpts{}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout}
-		servers = append(servers, srv)
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
+		start(ln, mux, "", nil)
 		d.log.Info("serving metrics", "tcp", ln.Addr().String())
 	}
 	if d.cfg.DebugSocket != "" {
@@ -247,15 +239,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: d.cfg.IdleTimeout}
-		servers = append(servers, srv)
-		g.Go(func() error {
-			defer os.Remove(d.cfg.DebugSocket)
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
+		start(ln, mux, d.cfg.DebugSocket, nil)
 		d.log.Info("serving debug profiles", "socket", d.cfg.DebugSocket)
 	}
 	g.Go(func() error {
