@@ -139,9 +139,10 @@ func (s *Scheduler) queue(e *entry, now time.Time, requeue bool) {
 // shorter (LPT within a burst; Config.BurstWindow), at most ReplanWindow
 // of them. It reports whether it did (else the caller appends e).
 //
-// The FIFO's invariants hold: e takes the earliest tag and aging start
-// of the tasks it passes and they shift up by one, so tags and aging stay
-// in FIFO order and the merge in each stays right. Passing a planned task
+// The FIFO's invariants hold: e takes the place (tag and aging start) of
+// the first task it passes and each passed task the next place, so tags
+// and aging stay in FIFO order and the merge in each stays right; a
+// passed task loses at most BurstWindow of aging. Passing a planned task
 // makes e planned (the queue is replanned at the next Schedule, in the new
 // order); past PlanDepth the worst planned task is deferred.
 func (s *Scheduler) burst(q *fifo, e *entry, now time.Time) bool {
@@ -156,7 +157,9 @@ func (s *Scheduler) burst(q *fifo, e *entry, now time.Time) bool {
 		if x == nil {
 			continue
 		}
-		if x.loose || x.enq.Before(from) || x.curve.Total() >= d {
+		if x.loose || x.enq.Before(from) || x.aged.Before(from) || x.curve.Total() >= d {
+			// (An entry aged from before the window is a requeued one,
+			// back in its old place: not part of this burst.)
 			break
 		}
 		at, n = i, n+1
@@ -164,19 +167,29 @@ func (s *Scheduler) burst(q *fifo, e *entry, now time.Time) bool {
 	if at < 0 {
 		return false
 	}
-	// Tags: e's is the newest; the passed tasks' and e's, in order.
-	tags := []uint64{}
-	var passed []*entry
+	// The places' (tag, aging start) pairs stay in order and move
+	// together: e takes the first passed task's, each passed task the
+	// next one's, the last e's own. Every pair was made when some task
+	// was queued, so pairs of one user order alike by tag and by aging,
+	// and a requeued task, which keeps its pair, goes back in order.
+	type place struct {
+		tag  uint64
+		aged time.Time
+	}
+	var (
+		passed []*entry
+		places []place
+	)
 	for i := at; i < len(q.items); i++ {
 		if x := q.items[i]; x != nil {
 			passed = append(passed, x)
-			tags = append(tags, x.tag)
+			places = append(places, place{x.tag, x.aged})
 		}
 	}
-	tags = append(tags, e.tag)
-	e.tag, e.aged = tags[0], passed[0].aged
+	places = append(places, place{e.tag, e.aged})
+	e.tag, e.aged = places[0].tag, places[0].aged
 	for i, x := range passed {
-		x.tag = tags[i+1]
+		x.tag, x.aged = places[i+1].tag, places[i+1].aged
 	}
 	s.insertAt(q, e, at, now)
 	return true
