@@ -95,6 +95,9 @@ func keyOf(e *entry) qkey { return qkey{e.t.Priority, e.t.User} }
 func (s *Scheduler) queue(e *entry, now time.Time, requeue bool) {
 	s.seq++
 	e.seq, e.enq, e.state = s.seq, now, Queued
+	if requeue && e.aged.IsZero() {
+		requeue = false // restored after a restart: its place is not known
+	}
 	if !requeue {
 		e.aged = now
 		e.tag = max(s.vtime, s.userTag[e.t.User])

@@ -76,6 +76,12 @@ func TestEvictedBeforeRestart(t *testing.T) {
 	if v, _ := s.Get("a"); v.State != Queued {
 		t.Fatalf("after the end: %+v", v)
 	}
+	// Its place in the queue before the restart is not known: it queues
+	// as new, aging from now (not from the zero time, which would age it
+	// past every priority).
+	if e := s.tasks["a"]; e.aged.IsZero() || s.effPrio(e, t0) != 0 {
+		t.Fatalf("requeued after a restore: aged %v, effective priority %d", e.aged, s.effPrio(e, t0))
+	}
 	// One that exited 0 before the kill reached it is done.
 	if err := s.Restore(Task{ID: "b", Features: Features{Signature: "unknown", Requests: vec(0.1, 64)}}, t0, task.Limits{CPUCores: 0.1, MemoryMB: 64}, ledger.Curve{}, ""); err != nil {
 		t.Fatal(err)
