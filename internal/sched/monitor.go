@@ -294,22 +294,33 @@ func (s *Scheduler) reclaim(e *entry, mb float64, urgent bool, now time.Time) fl
 		old := x.limits.Vector()
 		v := old
 		v[m] = max(c.keep, old[m]-(mb-freed))
-		if err := s.apply(x, v, now); err != nil {
+		if !s.lower(x, v, now) {
 			continue
-		}
-		if enf := s.enforced(x); enf != x.enf && s.cfg.Executor != nil {
-			if err := s.cfg.Executor.Update(x.t.ID, enf); err != nil {
-				_ = s.apply(x, old, now)
-				continue
-			}
-			x.enf = enf
 		}
 		x.soft = min(x.soft, v[m])
 		freed += old[m] - v[m]
-		s.stats.Reclaims++
 		s.record(x, now, ReasonReclaim, fmt.Sprintf("%.0f MB of slack above its use (%.0f MB) taken back for %s", old[m]-v[m], x.used[m], e.t.ID), false)
 	}
 	return freed
+}
+
+// lower moves running task x's allocation down to v for a reclaim: in
+// the ledger, then in its cgroup; a refused update puts the ledger back.
+// It reports whether x now holds v.
+func (s *Scheduler) lower(x *entry, v resource.Vector, now time.Time) bool {
+	old := x.limits.Vector()
+	if err := s.apply(x, v, now); err != nil {
+		return false
+	}
+	if enf := s.enforced(x); enf != x.enf && s.cfg.Executor != nil {
+		if err := s.cfg.Executor.Update(x.t.ID, enf); err != nil {
+			_ = s.apply(x, old, now)
+			return false
+		}
+		x.enf = enf
+	}
+	s.stats.Reclaims++
+	return true
 }
 
 // cpuNeed is the CPU e should hold now. While e follows its curve (its
@@ -396,18 +407,10 @@ func (s *Scheduler) reclaimCPU(e *entry, cores float64, now time.Time) float64 {
 		old := x.limits.Vector()
 		v := old
 		v[c] = max(cd.keep, old[c]-(cores-freed)-reclaimPad)
-		if err := s.apply(x, v, now); err != nil {
+		if !s.lower(x, v, now) {
 			continue
 		}
-		if enf := s.enforced(x); enf != x.enf && s.cfg.Executor != nil {
-			if err := s.cfg.Executor.Update(x.t.ID, enf); err != nil {
-				_ = s.apply(x, old, now)
-				continue
-			}
-			x.enf = enf
-		}
 		freed += old[c] - v[c]
-		s.stats.Reclaims++
 		s.record(x, now, ReasonReclaim, fmt.Sprintf("%.2f CPU above its use (%.2f) taken back for %s", old[c]-v[c], x.used[c], e.t.ID), false)
 	}
 	return freed
