@@ -327,7 +327,10 @@ func New(cfg Config, log *slog.Logger) (*Ledger, error) {
 		nextEnd: math.MaxInt64,
 	}
 	if !cfg.Start.IsZero() {
-		l.cal.reset(l.cal.slotOf(cfg.Start.UnixNano()))
+		// The slices are new, hence zero: only the origin moves. (Clearing
+		// them again was a sixth of the scheduler plugin's Reserve, which
+		// makes a node's ledger when its first curve arrives.)
+		l.cal.origin = l.cal.slotOf(cfg.Start.UnixNano())
 		l.started = true
 	}
 	return l, nil
@@ -364,7 +367,9 @@ func (l *Ledger) HardLimits(c Curve, elapsed, window time.Duration) task.Limits 
 }
 
 // prepare sizes c at the soft quantile.
-func (l *Ledger) prepare(c Curve) (shape, error) {
+func (l *Ledger) prepare(c Curve) (shape, error) { return prepare(c, l.cfg.SoftQuantile) }
+
+func prepare(c Curve, q float64) (shape, error) {
 	if err := c.Validate(); err != nil {
 		return shape{}, fmt.Errorf("invalid curve: %w", err)
 	}
@@ -378,7 +383,7 @@ func (l *Ledger) prepare(c Curve) (shape, error) {
 		sh.offs[i] = sh.total
 		sh.durs[i] = int64(s.Dur)
 		sh.total += int64(s.Dur)
-		sh.sized[i] = demand(s.At(l.cfg.SoftQuantile, hq))
+		sh.sized[i] = demand(s.At(q, hq))
 		sh.peak = sh.peak.max(sh.sized[i])
 		if i == 0 {
 			sh.least = sh.sized[i]
@@ -386,6 +391,30 @@ func (l *Ledger) prepare(c Curve) (shape, error) {
 		sh.least = sh.least.min(sh.sized[i])
 	}
 	return sh, nil
+}
+
+// Shape is a curve validated and sized at a soft quantile once, for
+// EarliestFitShape on any number of ledgers of that quantile. Immutable:
+// safe to share between goroutines. The scheduler plugin tries one pod's
+// curve against hundreds of node calendars per scheduling cycle, and
+// sizing it anew for each was a fifth of the cost of its Filter.
+type Shape struct {
+	sh       shape
+	quantile float64
+	curve    Curve
+}
+
+// NewShape prepares c for ledgers whose Config.SoftQuantile is quantile
+// (0: DefaultSoftQuantile).
+func NewShape(c Curve, quantile float64) (*Shape, error) {
+	if quantile == 0 {
+		quantile = DefaultSoftQuantile
+	}
+	sh, err := prepare(c, quantile)
+	if err != nil {
+		return nil, err
+	}
+	return &Shape{sh: sh, quantile: quantile, curve: c}, nil
 }
 
 // toNs converts t, with the zero Time meaning "the window's start".
@@ -575,16 +604,22 @@ func floorDiv(a, b int64) int64 {
 // with no conflict is the earliest.
 func (l *Ledger) search(sh *shape, from int64) Fit {
 	left := l.capq.sub(l.flat)
-	for k := range sh.sized {
-		if d := sh.sized[k].firstOver(l.capq); d >= 0 {
-			return Fit{Reason: ReasonCapacity, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, capacity is %g",
-				k, d, sh.sized[k].vector()[d], l.capq.vector()[d])}
+	// The per-step checks below only find the step to name: a peak under
+	// the bound needs none of them.
+	if sh.peak.firstOver(l.capq) >= 0 {
+		for k := range sh.sized {
+			if d := sh.sized[k].firstOver(l.capq); d >= 0 {
+				return Fit{Reason: ReasonCapacity, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, capacity is %g",
+					k, d, sh.sized[k].vector()[d], l.capq.vector()[d])}
+			}
 		}
 	}
-	for k := range sh.sized {
-		if d := sh.sized[k].firstOver(left); d >= 0 {
-			return Fit{Reason: ReasonCommitted, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, %g left beside committed allocations",
-				k, d, sh.sized[k].vector()[d], max(left.vector()[d], 0))}
+	if sh.peak.firstOver(left) >= 0 {
+		for k := range sh.sized {
+			if d := sh.sized[k].firstOver(left); d >= 0 {
+				return Fit{Reason: ReasonCommitted, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, %g left beside committed allocations",
+					k, d, sh.sized[k].vector()[d], max(left.vector()[d], 0))}
+			}
 		}
 	}
 	w := l.width
@@ -616,29 +651,37 @@ func (l *Ledger) search(sh *shape, from int64) Fit {
 	}
 	ksThr, ksSpan := left.sub(sh.sized[ks]), (sh.durs[ks]+w-1)/w
 	s := max(from, l.cal.origin*w)
+	// A curve whose peak fits beside the busiest slot of the whole window
+	// fits at once: O(1) for a lightly used node, which is most of the
+	// nodes the scheduler plugin tries for a pod.
+	if s <= end-sh.total && l.cal.mx[1].add(sh.peak).firstOver(left) < 0 {
+		return Fit{OK: true, Start: time.Unix(0, s), End: time.Unix(0, s+sh.total)}
+	}
 	k0 := 0 // the step that failed last: check it first
 	n := len(sh.sized)
-	noRoom := Fit{Reason: ReasonHorizon, Detail: fmt.Sprintf("no room before the horizon ends at %s",
-		time.Unix(0, end).UTC().Format(time.RFC3339))}
+	noRoom := func() Fit { // formatted only when needed: most searches succeed
+		return Fit{Reason: ReasonHorizon, Detail: fmt.Sprintf("no room before the horizon ends at %s",
+			time.Unix(0, end).UTC().Format(time.RFC3339))}
+	}
 outer:
 	for {
 		if s > end-sh.total {
-			return noRoom
+			return noRoom()
 		}
 		a := l.cal.firstRun(floorDiv(s+sh.offs[ks], w), ksSpan, ksThr)
 		if a < 0 {
-			return noRoom
+			return noRoom()
 		}
 		s = max(s, a*w-sh.offs[ks])
 		if s > end-sh.total {
-			return noRoom
+			return noRoom()
 		}
 		if a = l.cal.firstRun(floorDiv(s, w), minSpan, loose); a < 0 {
-			return noRoom
+			return noRoom()
 		}
 		s = max(s, a*w)
 		if s > end-sh.total {
-			return noRoom
+			return noRoom()
 		}
 		if t := l.cal.lastOver(floorDiv(s, w), floorDiv(s+sh.total-1, w), loose); t >= 0 {
 			s = (t + 1) * w
@@ -665,10 +708,23 @@ func (l *Ledger) EarliestFit(c Curve, earliest time.Time) (Fit, error) {
 	if err != nil {
 		return Fit{}, err
 	}
+	return l.earliestFit(&sh, earliest), nil
+}
+
+// EarliestFitShape is EarliestFit for a curve prepared once by NewShape. A
+// shape sized at another quantile than the ledger's is sized anew.
+func (l *Ledger) EarliestFitShape(s *Shape, earliest time.Time) (Fit, error) {
+	if s.quantile != l.cfg.SoftQuantile {
+		return l.EarliestFit(s.curve, earliest)
+	}
+	return l.earliestFit(&s.sh, earliest), nil
+}
+
+func (l *Ledger) earliestFit(sh *shape, earliest time.Time) Fit {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.begin(earliest)
-	return l.search(&sh, l.toNs(earliest)), nil
+	return l.search(sh, l.toNs(earliest))
 }
 
 // SoftReserve places curve c, sized at the soft quantile, at the earliest

@@ -191,6 +191,21 @@ func TestPropertyRandomInterleavings(t *testing.T) {
 						t.Fatal(err)
 					}
 					wantS, wantOK := naiveEarliest(l, &sh, earliest.UnixNano())
+					// A shape prepared once answers as the curve does, at
+					// the ledger's quantile and (sized anew) at another.
+					for _, sq := range []float64{q, 0.95} {
+						shp, err := NewShape(c, sq)
+						if err != nil {
+							t.Fatal(err)
+						}
+						f, err := l.EarliestFitShape(shp, earliest)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if f.OK != wantOK || (wantOK && f.Start.UnixNano() != wantS) {
+							t.Fatalf("op %d: EarliestFitShape (quantile %v) %+v, naive scan says ok=%v start=%v", step, sq, f, wantOK, time.Unix(0, wantS).Sub(t0))
+						}
+					}
 					_, fit, err := l.SoftReserve(id, c, earliest, time.Duration(rng.IntN(30))*time.Second)
 					if err != nil {
 						t.Fatal(err)
