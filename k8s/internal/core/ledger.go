@@ -152,6 +152,28 @@ type Plan struct {
 	peak       Usage // hold, max over steps
 	last       Usage // upper of the last step: held flat if the pod outlives the curve
 	flat       bool  // no prediction: the requests, held open-ended once committed
+	// Made by seal, once per plan, because a plan is tried against the
+	// calendars of hundreds of nodes per scheduling cycle:
+	shape          *ledger.Shape // curve sized for the calendars' ledgers; nil: size it per call
+	peakCPU, peakM time.Duration // PeakTimes
+}
+
+// seal computes what every calendar would otherwise compute anew from the
+// finished plan, and returns it.
+func (p *Plan) seal() *Plan {
+	p.shape, _ = ledger.NewShape(p.curve, ledger.DefaultSoftQuantile) // the curve is valid; nil only falls back
+	var off time.Duration
+	var bc, bm float64 = -1, -1
+	for _, s := range p.curve.Steps {
+		if v := s.P50[resource.CPU]; v > bc {
+			bc, p.peakCPU = v, off
+		}
+		if v := s.P50[resource.Memory]; v > bm {
+			bm, p.peakM = v, off
+		}
+		off += s.Dur
+	}
+	return p
 }
 
 // Total is the plan's length.
@@ -185,20 +207,7 @@ func (p *Plan) Containers() []ContainerSteps { return p.containers }
 
 // PeakTimes returns the offsets from the start at which the plan holds
 // most CPU and most memory (the first such step of each).
-func (p *Plan) PeakTimes() (cpu, mem time.Duration) {
-	var off time.Duration
-	var bc, bm float64 = -1, -1
-	for _, s := range p.curve.Steps {
-		if v := s.P50[resource.CPU]; v > bc {
-			bc, cpu = v, off
-		}
-		if v := s.P50[resource.Memory]; v > bm {
-			bm, mem = v, off
-		}
-		off += s.Dur
-	}
-	return cpu, mem
-}
+func (p *Plan) PeakTimes() (cpu, mem time.Duration) { return p.peakCPU, p.peakM }
 
 // NewPlan prepares c for the calendars of cfg (defaults filled in): each
 // container's curve widened by the start slack (at calendar time t a pod
@@ -245,7 +254,7 @@ func (cfg CalendarConfig) NewPlan(c PodCurve) (*Plan, error) {
 	if err := p.curve.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadCurve, err)
 	}
-	return p, nil
+	return p.seal(), nil
 }
 
 // coarsen widens vs (steps of step) by slack and takes the max over each
@@ -281,7 +290,8 @@ func (cfg CalendarConfig) FlatPlan(requests Usage) (*Plan, error) {
 		return nil, fmt.Errorf("requests %v: %w", requests, ErrBadCurve)
 	}
 	v := requests.vector()
-	return &Plan{slot: cfg.Slot, curve: ledger.Flat(cfg.span()-cfg.Slot, v, v), peak: requests, last: requests, flat: true}, nil
+	p := &Plan{slot: cfg.Slot, curve: ledger.Flat(cfg.span()-cfg.Slot, v, v), peak: requests, last: requests, flat: true}
+	return p.seal(), nil
 }
 
 // Since returns what is left of p after elapsed (the slot holding elapsed
@@ -301,7 +311,7 @@ func (p *Plan) Since(elapsed time.Duration) *Plan {
 	for _, s := range q.curve.Steps {
 		q.peak = q.peak.Max(usageOf(s.P50))
 	}
-	return q
+	return q.seal()
 }
 
 func validUsage(u Usage) bool {
@@ -459,7 +469,13 @@ func (c *Calendar) fits(p *Plan, now time.Time) Fit {
 		}
 		return Fit{Reason: fmt.Sprintf("needs %v at its peak, %v free beside flat holds", p.peak, free)}
 	}
-	f, err := c.led.EarliestFit(p.curve, now)
+	var f ledger.Fit
+	var err error
+	if p.shape != nil {
+		f, err = c.led.EarliestFitShape(p.shape, now)
+	} else {
+		f, err = c.led.EarliestFit(p.curve, now)
+	}
 	switch {
 	case err != nil:
 		return Fit{Reason: err.Error()}
@@ -668,11 +684,23 @@ func (c *Calendar) IDs() []string {
 func (c *Calendar) Free(at time.Time) Usage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.free(at)
+}
+
+func (c *Calendar) free(at time.Time) Usage {
 	if c.led == nil {
 		return c.capacity.Sub(c.hard)
 	}
 	// The ledger's capacity may have been raised from zero by ensure.
 	return usageOf(c.led.Free(at)).Sub(usageOf(c.led.Capacity()).Sub(c.capacity))
+}
+
+// Room returns the node's capacity and what is free at a and at b, read
+// together (the scheduler plugin's Score asks this of every feasible node).
+func (c *Calendar) Room(a, b time.Time) (capacity, freeA, freeB Usage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.capacity, c.free(a), c.free(b)
 }
 
 // CalendarView is a calendar's state at one instant, for debugging.

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,8 +36,8 @@ type calendars struct {
 type nodeCal struct {
 	cal *core.Calendar
 
-	mu  sync.Mutex
-	gen int64 // guarded by mu: the NodeInfo generation last synced
+	mu  sync.Mutex   // held while syncing
+	gen atomic.Int64 // the NodeInfo generation last synced; stored under mu, after the sync
 }
 
 func newCalendars(cfg core.CalendarConfig, log *slog.Logger) *calendars {
@@ -73,18 +74,32 @@ func (cs *calendars) forNode(ni fwk.NodeInfo, now time.Time) *core.Calendar {
 		}
 		cs.mu.Lock()
 		if n = cs.nodes[node.Name]; n == nil {
-			n = &nodeCal{cal: cal, gen: -1}
+			n = &nodeCal{cal: cal}
+			n.gen.Store(-1)
 			cs.nodes[node.Name] = n
 		}
 		cs.mu.Unlock()
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if g := ni.GetGeneration(); g != n.gen {
+	if g := ni.GetGeneration(); g != n.gen.Load() {
 		cs.sync(node.Name, n.cal, ni, now)
-		n.gen = g
+		n.gen.Store(g)
 	}
 	return n.cal
+}
+
+// current returns node's calendar when it is in step with generation gen
+// of its NodeInfo, else nil. No sync, no lock but the map's: Filter's
+// common case, once per node for every pod.
+func (cs *calendars) current(node string, gen int64) *core.Calendar {
+	cs.mu.RLock()
+	n := cs.nodes[node]
+	cs.mu.RUnlock()
+	if n != nil && n.gen.Load() == gen {
+		return n.cal
+	}
+	return nil
 }
 
 // sync brings cal in step with ni's pods.

@@ -44,7 +44,7 @@ func (p *Plugin) Stats() Stats {
 		Bound: s.bound.Load(), BindErrors: s.bindErrors.Load(),
 		Points: map[string]PointStats{
 			"PreFilter": pt(&s.preFilter), "Filter": pt(&s.filter), "Score": pt(&s.score),
-			"Reserve": pt(&s.reserve), "Unreserve": pt(&s.unreserve), "PreBind": pt(&s.preBind), "Bind": pt(&s.bind),
+			"Reserve": pt(&s.reserve), "Unreserve": pt(&s.unreserve), "Permit": pt(&s.permit), "Bind": pt(&s.bind),
 		},
 	}
 }

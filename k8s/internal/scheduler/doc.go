@@ -15,7 +15,7 @@
 //	Score      pack (default) or spread, by the room left at the pod's peaks
 //	Reserve    calendar(node).Reserve       soft reservation
 //	Unreserve  calendar(node).Release       idempotent
-//	PreBind    calendar(node).Commit        curve kept for the pod's life / requests hard
+//	Permit     calendar(node).Commit        curve kept for the pod's life / requests hard
 //	Bind       binding + placement.Annotation in one API call (requests: DefaultBinder)
 //
 // The calendars follow the scheduler's own view of each node (its NodeInfo

@@ -89,7 +89,7 @@ func testNode(name, mem string) *framework.NodeInfo {
 	return ni
 }
 
-// schedule runs one pod through PreFilter, Filter, Reserve and PreBind on
+// schedule runs one pod through PreFilter, Filter, Reserve and Permit on
 // ni, as the framework would; it returns the Filter status.
 func schedule(t *testing.T, p *Plugin, pod *corev1.Pod, ni *framework.NodeInfo) *fwk.Status {
 	t.Helper()
@@ -104,8 +104,8 @@ func schedule(t *testing.T, p *Plugin, pod *corev1.Pod, ni *framework.NodeInfo) 
 	if st := p.Reserve(ctx, state, pod, ni.Node().Name); !st.IsSuccess() {
 		t.Fatalf("reserve %s: %v", pod.Name, st)
 	}
-	if st := p.PreBind(ctx, state, pod, ni.Node().Name); !st.IsSuccess() {
-		t.Fatalf("prebind %s: %v", pod.Name, st)
+	if st, _ := p.Permit(ctx, state, pod, ni.Node().Name); !st.IsSuccess() {
+		t.Fatalf("permit %s: %v", pod.Name, st)
 	}
 	pod = pod.DeepCopy()
 	pod.Spec.NodeName = ni.Node().Name
