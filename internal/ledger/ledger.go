@@ -37,6 +37,9 @@ var (
 	ErrNotCommitted = errors.New("ledger: reservation is not committed")
 	// ErrOverCapacity: the hard allocations would exceed capacity.
 	ErrOverCapacity = errors.New("ledger: over capacity")
+	// ErrUnplanned: Replan of a hard allocation held flat (Commit, not
+	// CommitPlan).
+	ErrUnplanned = errors.New("ledger: allocation is held flat, without a plan")
 )
 
 // Defaults Config.validate fills in.
@@ -928,6 +931,40 @@ func (l *Ledger) Adjust(id string, now time.Time, limits task.Limits) error {
 		l.reclaimed()
 	}
 	l.log.Debug("adjust", "task", id, "limits", limits.Vector().String())
+	return nil
+}
+
+// Replan replaces the plan of hard allocation id (committed by CommitPlan)
+// from now on with rest, offset 0 at now: what the task is now predicted
+// to use for the rest of its run. As with Adjust, the slot at now still
+// holds its limits. The scheduler lowers a running task's current curve
+// step by the work it has already done there: a step is a mean over its
+// length, and a burst that is over leaves the rest of it free. A lower
+// plan returns capacity at once (Notify). ErrNotCommitted for a soft
+// reservation, ErrUnplanned for an allocation held flat.
+func (l *Ledger) Replan(id string, now time.Time, rest Curve) error {
+	sh, err := l.prepare(rest)
+	if err != nil {
+		return fmt.Errorf("replan %q: %w", id, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.advance(now)
+	r, err := l.lookup(id)
+	if err != nil {
+		return fmt.Errorf("replan: %w", err)
+	}
+	if r.kind != Hard {
+		return fmt.Errorf("replan %q: %w", id, ErrNotCommitted)
+	}
+	if !r.planned {
+		return fmt.Errorf("replan %q: %w", id, ErrUnplanned)
+	}
+	n := l.toNs(now)
+	r.plan, r.pbase = sh, n
+	l.replace(r, n)
+	l.reclaimed()
+	l.log.Debug("replan", "task", id, "total", rest.Total())
 	return nil
 }
 

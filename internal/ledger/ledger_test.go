@@ -344,3 +344,62 @@ func TestCommitPlanLeavesRoomAfterPeak(t *testing.T) {
 		}
 	}
 }
+
+// TestReplanFreesTheRestOfAStep: a running task's plan replaced from now
+// (its current step lowered, as the scheduler does once the step's work is
+// done) frees the calendar at once, except the slot at now, which still
+// holds its limits; a task that would have waited for the step's end fits
+// after that slot. Replan refuses a soft reservation and a flat hold.
+func TestReplanFreesTheRestOfAStep(t *testing.T) {
+	l := newTest(t, Config{})
+	plan := mem(10*time.Second, 600.0, 10*time.Second, 40.0)
+	if _, fit, err := l.SoftReserve("a", plan, t0, 0); err != nil || !fit.OK {
+		t.Fatalf("reserve a: %v %v", fit, err)
+	}
+	if err := l.CommitPlan("a", t0, task.Limits{MemoryMB: 600}, plan); err != nil {
+		t.Fatal(err)
+	}
+	next := mem(5*time.Second, 700.0)
+	at := t0.Add(4 * time.Second)
+	if fit, err := l.EarliestFit(next, at); err != nil || !fit.OK || !fit.Start.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("before the replan: %v %v, want a fit at the step's end (+10s)", fit, err)
+	}
+	if err := l.Adjust("a", at, task.Limits{MemoryMB: 100}); err != nil {
+		t.Fatal(err)
+	}
+	gen := l.Generation()
+	if err := l.Replan("a", at, mem(6*time.Second, 50.0, 10*time.Second, 40.0)); err != nil {
+		t.Fatal(err)
+	}
+	if l.Generation() == gen {
+		t.Fatal("replan did not move the generation: the queue would not be planned anew")
+	}
+	fit, err := l.EarliestFit(next, at)
+	if err != nil || !fit.OK || !fit.Start.Equal(at) {
+		t.Fatalf("after the replan: %v %v, want a fit at once (+4s)", fit, err)
+	}
+	if f := l.Free(at.Add(2 * time.Second))[resource.Memory]; f != 950 {
+		t.Fatalf("free 2 s after the replan %v, want 950 (1000 − 50 planned)", f)
+	}
+	if f := l.Free(t0.Add(12 * time.Second))[resource.Memory]; f != 960 {
+		t.Fatalf("free in the plan's second step %v, want 960", f)
+	}
+	if err := l.Replan("nobody", at, plan); err == nil {
+		t.Fatal("replan of an unknown id: no error")
+	}
+	if _, fit, err := l.SoftReserve("b", next, t0.Add(30*time.Second), 0); err != nil || !fit.OK {
+		t.Fatalf("reserve b: %v %v", fit, err)
+	}
+	if err := l.Replan("b", at, next); !errors.Is(err, ErrNotCommitted) {
+		t.Fatalf("replan of a soft reservation: %v, want ErrNotCommitted", err)
+	}
+	if _, fit, err := l.SoftReserve("c", mem(time.Second, 10.0), at, 0); err != nil || !fit.OK {
+		t.Fatalf("reserve c: %v %v", fit, err)
+	}
+	if err := l.Commit("c", at, task.Limits{MemoryMB: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Replan("c", at, next); !errors.Is(err, ErrUnplanned) {
+		t.Fatalf("replan of a flat hold: %v, want ErrUnplanned", err)
+	}
+}

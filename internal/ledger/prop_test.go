@@ -241,8 +241,15 @@ func TestPropertyRandomInterleavings(t *testing.T) {
 					if everReleased[id] && !errors.Is(err, ErrReleased) {
 						t.Fatalf("op %d: commit after release: %v, want ErrReleased", step, err)
 					}
-				case op < 70 && len(ids) > 0: // adjust
+				case op < 70 && len(ids) > 0: // adjust, or replan what is left
 					id := ids[rng.IntN(len(ids))]
+					if rng.IntN(3) == 0 {
+						err := l.Replan(id, now, randCurve(rng, capv))
+						if err != nil && !errors.Is(err, ErrReleased) && !errors.Is(err, ErrNotCommitted) && !errors.Is(err, ErrUnplanned) {
+							t.Fatalf("op %d: replan: %v", step, err)
+						}
+						break
+					}
 					err := l.Adjust(id, now, randLimits(rng, capv))
 					if err != nil && !errors.Is(err, ErrReleased) && !errors.Is(err, ErrNotCommitted) && !errors.Is(err, ErrOverCapacity) {
 						t.Fatalf("op %d: adjust: %v", step, err)
