@@ -75,6 +75,13 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 		e.cpuAvg += cpuAlpha * (o.Used[resource.CPU] - e.cpuAvg)
 	} else {
 		e.cpuAvg = o.Used[resource.CPU]
+		// The first sample's use stands for the time since the start
+		// (stepLeft weighs what the task has done against its curve; a
+		// 3 s burst sampled each second would count 2 CPU-seconds).
+		if dt := o.At.Sub(e.start).Seconds(); dt > 0 {
+			e.cpuSecs += o.Used[resource.CPU] * dt
+			e.predSecs += e.curve.Window(0, o.At.Sub(e.start), false)[resource.CPU] * dt
+		}
 	}
 	e.used, e.observed, e.prevMem, e.prevAt = o.Used, true, o.Used[resource.Memory], o.At
 	e.samples++
@@ -82,6 +89,7 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 		return false, nil
 	}
 	changed, err := s.adjust(e, o, now)
+	s.replanCPU(e, now)
 	s.pressure(now)
 	s.contention(now)
 	return changed, err
@@ -341,12 +349,82 @@ func (s *Scheduler) cpuNeed(e *entry, now time.Time) float64 {
 		return e.cpuAvg
 	}
 	elapsed := now.Sub(e.start)
-	cpu := max(e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[c], e.used[c])
+	ahead := e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[c]
+	if cur, end, k := stepLeft(e.curve, elapsed, e.cpuSecs); k >= 0 {
+		// The current step by the work left in it; the steps after it
+		// within the window as they are.
+		ahead = cur
+		if w := s.cfg.MonitorWindow - (end - elapsed); w > 0 && k+1 < len(e.curve.Steps) {
+			ahead = max(ahead, e.curve.Window(end, w, false)[c])
+		}
+	}
+	cpu := max(ahead, e.used[c])
 	if e.used[c] > e.curve.Window(elapsed, s.cfg.MonitorWindow, true)[c] {
 		cpu = max(cpu, e.cpuAvg)
 	}
 	return cpu
 }
+
+// stepLeft is the CPU a task predicted by c is left to use in the curve
+// step k that holds elapsed (ending at offset end), from the CPU-seconds
+// it has used (done): what the curve predicts it will have used by the
+// step's end, less done, spread over the step's time left, between 0 and
+// the step's median. A step is a mean over its length: a memory hold
+// whose 3 s start-up burst at one core is over has done its first 10 s
+// step's 0.3 core × 10 s, and holds no 0.3 core of the node for the other
+// 7 s. A task behind its curve is held at the step's median, not above:
+// its measured use speaks for it. k is −1 past the curve's end.
+func stepLeft(c ledger.Curve, elapsed time.Duration, done float64) (cpu float64, end time.Duration, k int) {
+	pred := 0.0 // CPU-seconds predicted by the end of step k
+	for i, st := range c.Steps {
+		end += st.Dur
+		pred += st.P50[resource.CPU] * st.Dur.Seconds()
+		if end > elapsed {
+			left := (end - elapsed).Seconds()
+			return min(max((pred-done)/left, 0), st.P50[resource.CPU]), end, i
+		}
+	}
+	return 0, end, -1
+}
+
+// replanCPU lowers the rest of running task e's current curve step in
+// the ledger's calendar to what stepLeft says it needs there, so the
+// queue is planned into the room a finished burst leaves (the calendar
+// held the step's mean to its end: the next 1-core task was planned after
+// a memory hold's 10 s first step, beside an idle core). Only down, by at
+// least replanStep, and only for a task that follows its curve.
+func (s *Scheduler) replanCPU(e *entry, now time.Time) {
+	if e.loose || s.cfg.Static || !s.cfg.Enforce[resource.CPU] {
+		return
+	}
+	c := resource.CPU
+	elapsed := now.Sub(e.start)
+	cur, end, k := stepLeft(e.curve, elapsed, e.cpuSecs)
+	if k < 0 || e.used[c] > cur+replanStep {
+		return
+	}
+	placed := e.curve.Steps[k].P50[c]
+	if e.cutStep == k {
+		placed = e.cutCPU
+	}
+	if cur > placed-replanStep {
+		return
+	}
+	st := e.curve.Steps[k]
+	if p := st.P50[c]; p > 0 {
+		st.PHi[c] *= cur / p
+	}
+	st.P50[c], st.Dur = cur, end-elapsed
+	rest := ledger.Curve{HiQ: e.curve.HiQ, Steps: append([]ledger.Step{st}, e.curve.Steps[k+1:]...)}
+	if err := s.led.Replan(e.t.ID, now, s.planSpan(rest)); err != nil {
+		s.cfg.Log.Debug("replan", "task", e.t.ID, "err", err)
+		return
+	}
+	e.cutStep, e.cutCPU = k, cur
+}
+
+// replanStep is the least CPU (cores) a replan takes back.
+const replanStep = 0.05
 
 // cpuInUse is the CPU running tasks use and are predicted to use now:
 // the sum of their cpuNeed.

@@ -453,6 +453,11 @@ type entry struct {
 	cpuAvg   float64   // CPU use, smoothed (EWMA)
 	cpuSecs  float64   // CPU-seconds used so far (measured)
 	predSecs float64   // CPU-seconds its curve predicts so far
+	// cutStep and cutCPU: the curve step whose rest was last replanned
+	// lower in the ledger (stepLeft), and the CPU it was replanned at;
+	// cutStep −1: none.
+	cutStep  int
+	cutCPU   float64
 	downRun  [resource.NumDims]int
 	evicting bool
 	// evictFailed is when the executor last refused to evict it (zero:
