@@ -144,7 +144,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	e.peakHi = e.curve.Peak(1)
 	e.observed, e.used, e.prevAt, e.downRun = false, resource.Vector{}, time.Time{}, [resource.NumDims]int{}
 	e.memRate, e.rising, e.lastUp, e.cpuAvg, e.cpuSecs, e.predSecs, e.samples = 0, false, time.Time{}, 0, 0, 0, 0
-	e.memNeed, e.cutStep, e.cutCPU = 0, -1, 0
+	e.memNeed, e.cutStep, e.cutCPU, e.lowRun = 0, -1, 0, 0
 	e.evicting = false
 	s.committed = s.committed.Add(want)
 	s.usedSum = s.usedSum.Add(want) // until the first sample, assume it uses what it holds

@@ -66,7 +66,7 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 			e.rising = true
 		}
 		e.cpuSecs += o.Used[resource.CPU] * dt
-		e.predSecs += e.curve.Window(o.At.Sub(e.start), 0, false)[resource.CPU] * dt
+		e.predSecs += medianAt(e.curve, o.At.Sub(e.start)) * dt
 		// Smoothed over about three samples: enough that one busy
 		// sample of a bursty task does not move its weight, short enough
 		// that a task whose CPU burst is over gives the CPU back within
@@ -82,6 +82,11 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 			e.cpuSecs += o.Used[resource.CPU] * dt
 			e.predSecs += e.curve.Window(0, o.At.Sub(e.start), false)[resource.CPU] * dt
 		}
+	}
+	if o.Used[resource.CPU] < 0.5*medianAt(e.curve, o.At.Sub(e.start)) {
+		e.lowRun++
+	} else {
+		e.lowRun = 0
 	}
 	e.used, e.observed, e.prevMem, e.prevAt = o.Used, true, o.Used[resource.Memory], o.At
 	e.samples++
@@ -350,7 +355,7 @@ func (s *Scheduler) cpuNeed(e *entry, now time.Time) float64 {
 	}
 	elapsed := now.Sub(e.start)
 	ahead := e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[c]
-	if cur, end, k := stepLeft(e.curve, elapsed, e.cpuSecs); k >= 0 {
+	if cur, end, k := e.stepNeed(elapsed); k >= 0 {
 		// The current step by the work left in it; the steps after it
 		// within the window as they are.
 		ahead = cur
@@ -387,6 +392,26 @@ func stepLeft(c ledger.Curve, elapsed time.Duration, done float64) (cpu float64,
 	return 0, end, -1
 }
 
+// medianAt is the CPU median of c's step at elapsed (its last step past
+// its end).
+func medianAt(c ledger.Curve, elapsed time.Duration) float64 {
+	return c.Window(elapsed, time.Nanosecond, false)[resource.CPU]
+}
+
+// stepNeed is the CPU e needs for the rest of its current curve step
+// (see stepLeft), or what it uses now once it has used under half the
+// step's median for two samples in a row: its burst is over even if it
+// did less work than its history (a memory hold's start-up is as fast as
+// the pages it touches, and the history's median may count a slower
+// run's).
+func (e *entry) stepNeed(elapsed time.Duration) (cpu float64, end time.Duration, k int) {
+	cpu, end, k = stepLeft(e.curve, elapsed, e.cpuSecs)
+	if k >= 0 && e.lowRun >= 2 {
+		cpu = min(cpu, e.used[resource.CPU])
+	}
+	return cpu, end, k
+}
+
 // replanCPU lowers the rest of running task e's current curve step in
 // the ledger's calendar to what stepLeft says it needs there, so the
 // queue is planned into the room a finished burst leaves (the calendar
@@ -399,7 +424,7 @@ func (s *Scheduler) replanCPU(e *entry, now time.Time) {
 	}
 	c := resource.CPU
 	elapsed := now.Sub(e.start)
-	cur, end, k := stepLeft(e.curve, elapsed, e.cpuSecs)
+	cur, end, k := e.stepNeed(elapsed)
 	if k < 0 || e.used[c] > cur+replanStep {
 		return
 	}
@@ -505,23 +530,38 @@ func (s *Scheduler) contention(now time.Time) {
 	}
 	s.lastCont = now
 	n, starved := 0, 0
+	c := resource.CPU
 	for _, x := range s.running {
 		if x.state != Running || x.loose || x.predSecs < 2 {
 			continue
 		}
 		n++
-		if x.cpuSecs < 0.85*x.predSecs {
+		// Starved: behind its curve's CPU-seconds, and running now under
+		// the curve's median but not idle. A task waiting for CPU gets a
+		// share of it; one that uses next to nothing is not waiting (a
+		// memory hold whose start-up did less work than its history had
+		// counted as starved beside two busy tasks, and the back-off kept
+		// a core idle for 16 s of the mix).
+		p50 := medianAt(x.curve, now.Sub(x.start))
+		if x.cpuSecs < 0.85*x.predSecs && x.used[c] >= minRunning && x.used[c] < 0.85*p50 {
 			starved++
 		}
 	}
-	busy := s.usedSum[resource.CPU] >= 0.9*s.capv[resource.CPU]
+	busy := s.usedSum[c] >= 0.9*s.capv[c]
 	switch {
 	case n > 0 && busy && float64(starved) > 0.3*float64(n):
 		s.backoff = max(s.cfg.MinBackoff, s.backoff-0.05)
-	case !busy || float64(starved) < 0.1*float64(n):
+	case !busy:
+		// Idle CPU is no contention: admission gets the node back at once.
+		s.backoff = 1
+	case float64(starved) < 0.1*float64(n):
 		s.backoff = min(1, s.backoff+0.05)
 	}
 }
+
+// minRunning is the least CPU (cores) a task waiting for CPU is seen to
+// use: under CFS every runnable task gets a share.
+const minRunning = 0.1
 
 func fmtUse(v resource.Vector) string {
 	return fmt.Sprintf("cpu=%.2f memory=%.0fMB", v[resource.CPU], v[resource.Memory])

@@ -267,7 +267,10 @@ type Config struct {
 	// asks for one. When running tasks get less CPU than their curves
 	// predict on a busy node (contention), the CPU capacity admission uses
 	// backs off in steps of 5 % down to MinBackoff of it, checked every
-	// ContentionCheck, and comes back when they do not.
+	// ContentionCheck; it comes back in the same steps when they do not,
+	// and at once when the node's CPU is not busy. A task counts as short
+	// of CPU when it is behind its curve's CPU-seconds and runs under the
+	// curve now without being idle.
 	MinBackoff      float64
 	ContentionCheck time.Duration
 	// TTL of soft reservations past their planned start.
@@ -456,8 +459,11 @@ type entry struct {
 	// cutStep and cutCPU: the curve step whose rest was last replanned
 	// lower in the ledger (stepLeft), and the CPU it was replanned at;
 	// cutStep −1: none.
-	cutStep  int
-	cutCPU   float64
+	cutStep int
+	cutCPU  float64
+	// lowRun counts its samples in a row under half its curve's CPU
+	// median (stepNeed).
+	lowRun   int
 	downRun  [resource.NumDims]int
 	evicting bool
 	// evictFailed is when the executor last refused to evict it (zero:
