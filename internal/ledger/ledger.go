@@ -863,6 +863,25 @@ func (l *Ledger) CommitPlan(id string, now time.Time, limits task.Limits, rest C
 	return l.commit(id, now, limits, &sh)
 }
 
+// kindAt moves the window to now and returns live reservation id, which
+// op needs to be of kind k (ErrCommitted or ErrNotCommitted if not).
+// Caller holds mu.
+func (l *Ledger) kindAt(op, id string, k Kind, now time.Time) (*res, error) {
+	l.advance(now)
+	r, err := l.lookup(id)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if r.kind != k {
+		wrong := ErrNotCommitted
+		if k == Soft {
+			wrong = ErrCommitted
+		}
+		return nil, fmt.Errorf("%s %q: %w", op, id, wrong)
+	}
+	return r, nil
+}
+
 func (l *Ledger) commit(id string, now time.Time, limits task.Limits, plan *shape) error {
 	if err := limits.Validate(); err != nil {
 		return fmt.Errorf("commit %q: %w", id, err)
@@ -870,13 +889,9 @@ func (l *Ledger) commit(id string, now time.Time, limits task.Limits, plan *shap
 	q := demand(limits.Vector())
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.advance(now)
-	r, err := l.lookup(id)
+	r, err := l.kindAt("commit", id, Soft, now)
 	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	if r.kind != Soft {
-		return fmt.Errorf("commit %q: %w", id, ErrCommitted)
+		return err
 	}
 	if err := l.checkHard(id, qvec{}, q); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -907,13 +922,9 @@ func (l *Ledger) Adjust(id string, now time.Time, limits task.Limits) error {
 	q := demand(limits.Vector())
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.advance(now)
-	r, err := l.lookup(id)
+	r, err := l.kindAt("adjust", id, Hard, now)
 	if err != nil {
-		return fmt.Errorf("adjust: %w", err)
-	}
-	if r.kind != Hard {
-		return fmt.Errorf("adjust %q: %w", id, ErrNotCommitted)
+		return err
 	}
 	if err := l.checkHard(id, r.hard, q); err != nil {
 		return fmt.Errorf("adjust: %w", err)
@@ -949,13 +960,9 @@ func (l *Ledger) Replan(id string, now time.Time, rest Curve) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.advance(now)
-	r, err := l.lookup(id)
+	r, err := l.kindAt("replan", id, Hard, now)
 	if err != nil {
-		return fmt.Errorf("replan: %w", err)
-	}
-	if r.kind != Hard {
-		return fmt.Errorf("replan %q: %w", id, ErrNotCommitted)
+		return err
 	}
 	if !r.planned {
 		return fmt.Errorf("replan %q: %w", id, ErrUnplanned)
