@@ -50,7 +50,7 @@ type config struct {
 	Parallel, Repeat, Cores      int
 	MemoryMB                     int
 	Timeout                      time.Duration
-	GenerateOnly                 bool
+	GenerateOnly, Probe          bool
 }
 
 func main() {
@@ -84,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&serveArgs, "serve-args", "", "more flags for the Prescient runners' prescient serve, space separated (e.g. \"--cpu-overcommit 1.25\")")
 	fs.IntVar(&c.MemoryMB, "memory", 0, "MB of memory the naive runners' jobs (one parent cgroup) and Prescient (serve --memory) are given (default MemTotal - 1 GiB, what the harness gives Slurm's node; Slurm keeps its own)")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Minute, "longest one run may take; its jobs are ended then (and lost)")
+	fs.BoolVar(&c.Probe, "probe", true, "run the speed probe (four of the mix's jobs, one at a time, ≈ 25 CPU-s) before and after every run, and give the ratios against the floor scaled to the machine's speed at each run too")
 	fs.BoolVar(&c.GenerateOnly, "generate-only", false, "write the mix (jobs.tsv, src/, data/) and stop")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: benchmix [flags]\n\nRuns the real job mix through Prescient and its peers; see docs/benchmarks.md.\nRunners: %s.\n\nFlags:\n", strings.Join(runnerOrder, ", "))
@@ -220,7 +221,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 				dir = fmt.Sprintf("%s-%d", dir, r)
 			}
 			log.Info("run", "runner", name, "rep", r, "dir", dir)
-			e := &runEnv{mix: c.Mix, dir: dir, jobs: jobs, tools: tl, cores: c.Cores, capMB: capMB, timeout: c.Timeout, log: log.With("runner", name)}
+			e := &runEnv{mix: c.Mix, dir: dir, jobs: jobs, tools: tl, cores: c.Cores, capMB: capMB, timeout: c.Timeout, probe: c.Probe, log: log.With("runner", name)}
 			s, samples, err := runOnce(ctx, name, r, rn, e)
 			if err != nil {
 				log.Error("run failed", "runner", name, "rep", r, "err", err)

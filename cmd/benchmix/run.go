@@ -28,6 +28,7 @@ type runEnv struct {
 	cores   int
 	capMB   int           // memory every runner is given: MemTotal - 1 GiB
 	timeout time.Duration // the longest a run may take; its jobs are ended then
+	probe   bool          // run the speed probe before and after the run
 	log     *slog.Logger
 }
 
@@ -71,6 +72,13 @@ func runOnce(ctx context.Context, name string, rep int, r runner, e *runEnv) (su
 	if err := os.MkdirAll(e.dir, 0o755); err != nil {
 		return summary{}, nil, fmt.Errorf("%s: %w", name, err)
 	}
+	var before, after float64
+	if e.probe {
+		var err error
+		if before, err = probe(ctx, e, "before"); err != nil {
+			return summary{}, nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
 	if err := prepare(e.mix); err != nil {
 		return summary{}, nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -85,6 +93,14 @@ func runOnce(ctx context.Context, name string, rep int, r runner, e *runEnv) (su
 	samples := smp.Stop()
 	s := summarize(name, jobs, samples, t0, e.cores)
 	s.Rep = rep
+	if e.probe && ctx.Err() == nil {
+		var err error
+		if after, err = probe(ctx, e, "after"); err != nil {
+			e.log.Warn("speed probe after the run failed", "err", err)
+		}
+		s.ProbeCPUS = probeMean(before, after)
+		e.log.Info("speed probe", "before_cpu_s", before, "after_cpu_s", after)
+	}
 	if err := writeJSONFile(filepath.Join(e.dir, "summary.json"), s); err != nil {
 		return s, samples, err
 	}

@@ -36,22 +36,37 @@ type jobResult struct {
 
 // summary is one run of the mix by one runner: the figures of the table.
 type summary struct {
-	Runner     string      `json:"runner"`
-	Rep        int         `json:"rep"`
-	Jobs       int         `json:"jobs"`
-	Cores      int         `json:"cores"`
-	Start      time.Time   `json:"start"` // first submit
-	MakespanS  float64     `json:"makespan_s"`
-	CPUBusy    float64     `json:"cpu_busy"`    // mean machine CPU busy over the makespan, 0..1
-	CPUSeconds float64     `json:"cpu_seconds"` // sum of the jobs' CPU-seconds
-	PeakMemMB  float64     `json:"peak_mem_mb"` // peak machine memory in use (MemTotal-MemAvailable) over the makespan
-	BaseMemMB  float64     `json:"base_mem_mb"` // machine memory in use at the first submit
-	MeanWaitS  float64     `json:"mean_wait_s"` // over the jobs that started
-	Lost       int         `json:"lost"`        // jobs not succeeded
-	OOMKills   int         `json:"oom_kills"`   // kernel OOM kills, counting retried attempts
-	Evictions  int         `json:"evictions"`   // Prescient evictions
-	Note       string      `json:"note,omitempty"`
-	Results    []jobResult `json:"results"`
+	Runner     string    `json:"runner"`
+	Rep        int       `json:"rep"`
+	Jobs       int       `json:"jobs"`
+	Cores      int       `json:"cores"`
+	Start      time.Time `json:"start"` // first submit
+	MakespanS  float64   `json:"makespan_s"`
+	CPUBusy    float64   `json:"cpu_busy"`    // mean machine CPU busy over the makespan, 0..1
+	CPUSeconds float64   `json:"cpu_seconds"` // sum of the jobs' CPU-seconds
+	PeakMemMB  float64   `json:"peak_mem_mb"` // peak machine memory in use (MemTotal-MemAvailable) over the makespan
+	BaseMemMB  float64   `json:"base_mem_mb"` // machine memory in use at the first submit
+	MeanWaitS  float64   `json:"mean_wait_s"` // over the jobs that started
+	Lost       int       `json:"lost"`        // jobs not succeeded
+	OOMKills   int       `json:"oom_kills"`   // kernel OOM kills, counting retried attempts
+	Evictions  int       `json:"evictions"`   // Prescient evictions
+	// ProbeCPUS is the speed probe's CPU-seconds (the mean of its runs
+	// before and after this run; see probe.go), 0 when not run.
+	ProbeCPUS float64     `json:"probe_cpu_s,omitempty"`
+	Note      string      `json:"note,omitempty"`
+	Results   []jobResult `json:"results"`
+}
+
+// probeMean is the speed probe's figure for a run: the mean of its
+// CPU-seconds before and after, or the one that was measured.
+func probeMean(before, after float64) float64 {
+	switch {
+	case before > 0 && after > 0:
+		return round3((before + after) / 2)
+	case before > 0:
+		return before
+	}
+	return after
 }
 
 // summarize computes a run's figures from its jobs and the machine's
@@ -156,7 +171,11 @@ type report struct {
 	FloorS     float64   `json:"floor_s,omitempty"` // serial CPU-seconds / cores
 	SerialCPUS float64   `json:"serial_cpu_s,omitempty"`
 	SlurmS     float64   `json:"slurm_makespan_s,omitempty"`
-	Medians    []summary `json:"medians,omitempty"` // per runner, when a runner ran more than once
+	// ProbeSerial is the speed probe's CPU-seconds at the serial run: a
+	// run whose probe took k × as long ran on a machine k × slower on
+	// this kind of work, and its speed-scaled floor is k × FloorS.
+	ProbeSerial float64   `json:"probe_serial_cpu_s,omitempty"`
+	Medians     []summary `json:"medians,omitempty"` // per runner, when a runner ran more than once
 }
 
 // finish computes the medians (runners run more than once) and the
@@ -181,10 +200,11 @@ func (r *report) finish() {
 		}
 		ref[name] = m
 	}
-	r.FloorS, r.SerialCPUS, r.SlurmS = 0, 0, 0
+	r.FloorS, r.SerialCPUS, r.SlurmS, r.ProbeSerial = 0, 0, 0, 0
 	if s, ok := ref[runSerial]; ok && r.Cores > 0 && s.Lost == 0 {
 		r.SerialCPUS = s.CPUSeconds
 		r.FloorS = round3(s.CPUSeconds / float64(r.Cores))
+		r.ProbeSerial = s.ProbeCPUS
 	}
 	if s, ok := ref[runSlurm]; ok {
 		r.SlurmS = s.MakespanS
@@ -216,6 +236,7 @@ func medianOf(ss []summary) summary {
 		Lost:       int(med(func(s summary) float64 { return float64(s.Lost) })),
 		OOMKills:   int(med(func(s summary) float64 { return float64(s.OOMKills) })),
 		Evictions:  int(med(func(s summary) float64 { return float64(s.Evictions) })),
+		ProbeCPUS:  med(func(s summary) float64 { return s.ProbeCPUS }),
 		Note:       fmt.Sprintf("median of %d runs", len(ss)),
 	}
 }
@@ -240,21 +261,41 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f", a/b)
 }
 
+// speed is how much slower the machine was at s than at the serial run,
+// by the speed probe; 0 when either was not probed.
+func (r *report) speed(s summary) float64 {
+	if r.ProbeSerial <= 0 || s.ProbeCPUS <= 0 {
+		return 0
+	}
+	return s.ProbeCPUS / r.ProbeSerial
+}
+
 // writeTable writes the report as markdown: the table of runs (and
 // medians), the floor and the runners skipped.
 func (r *report) writeTable(w io.Writer, reps int, runnerDesc map[string]string) {
-	fmt.Fprintln(w, "| runner | makespan s | CPU busy | CPU-s | peak mem GiB | mean wait s | jobs lost | OOM kills | evictions | makespan / floor | makespan / Slurm | CPU-s / serial |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| runner | makespan s | CPU busy | CPU-s | peak mem GiB | mean wait s | jobs lost | OOM kills | evictions | makespan / floor | makespan / Slurm | CPU-s / serial | probe CPU-s (speed) | makespan / floor at speed | CPU-s / serial at speed |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	rows := append(append([]summary(nil), r.Summaries...), r.Medians...)
 	for _, s := range rows {
-		fmt.Fprintf(w, "| %s | %.1f | %.0f %% | %.1f | %.2f | %.1f | %d | %d | %d | %s | %s | %s |\n",
+		probe, mf, cs := "—", "—", "—"
+		if k := r.speed(s); k > 0 {
+			probe = fmt.Sprintf("%.1f (%.2f)", s.ProbeCPUS, k)
+			mf, cs = ratio(s.MakespanS, k*r.FloorS), ratio(s.CPUSeconds, k*r.SerialCPUS)
+		} else if s.ProbeCPUS > 0 {
+			probe = fmt.Sprintf("%.1f", s.ProbeCPUS)
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.0f %% | %.1f | %.2f | %.1f | %d | %d | %d | %s | %s | %s | %s | %s | %s |\n",
 			s.label(reps), s.MakespanS, 100*s.CPUBusy, s.CPUSeconds, s.PeakMemMB/1024, s.MeanWaitS,
 			s.Lost, s.OOMKills, s.Evictions,
-			ratio(s.MakespanS, r.FloorS), ratio(s.MakespanS, r.SlurmS), ratio(s.CPUSeconds, r.SerialCPUS))
+			ratio(s.MakespanS, r.FloorS), ratio(s.MakespanS, r.SlurmS), ratio(s.CPUSeconds, r.SerialCPUS),
+			probe, mf, cs)
 	}
 	fmt.Fprintln(w)
 	if r.FloorS > 0 {
 		fmt.Fprintf(w, "CPU floor: %.1f s (serial CPU-seconds %.1f / %d cores).\n", r.FloorS, r.SerialCPUS, r.Cores)
+		if r.ProbeSerial > 0 {
+			fmt.Fprintf(w, "Speed probe (%s, one at a time, before and after each run): %.1f CPU-s at the serial run; a run's speed is its probe's CPU-seconds over that, and the \"at speed\" ratios scale the floor and the serial CPU-seconds by it.\n", strings.Join(probeNames, ", "), r.ProbeSerial)
+		}
 	} else {
 		fmt.Fprintln(w, "CPU floor: unknown (the serial runner did not run, or lost jobs).")
 	}

@@ -136,14 +136,14 @@ func TestBusyBetween(t *testing.T) {
 
 func TestReportFinishAndTable(t *testing.T) {
 	r := report{Cores: 2, Summaries: []summary{
-		{Runner: runSerial, Rep: 1, MakespanS: 360, CPUSeconds: 340, CPUBusy: 0.5},
+		{Runner: runSerial, Rep: 1, MakespanS: 360, CPUSeconds: 340, CPUBusy: 0.5, ProbeCPUS: 25},
 		{Runner: runAll, Rep: 1, MakespanS: 212, CPUSeconds: 411.4, CPUBusy: 0.97},
-		{Runner: runPredictWarm, Rep: 1, MakespanS: 190.4, CPUSeconds: 350.2, CPUBusy: 0.9, PeakMemMB: 6144, MeanWaitS: 40.25, Lost: 1, OOMKills: 1},
+		{Runner: runPredictWarm, Rep: 1, MakespanS: 190.4, CPUSeconds: 350.2, CPUBusy: 0.9, PeakMemMB: 6144, MeanWaitS: 40.25, Lost: 1, OOMKills: 1, ProbeCPUS: 30},
 		{Runner: runSlurm, Rep: 1, MakespanS: 300, CPUSeconds: 330, CPUBusy: 0.6, Lost: 3, OOMKills: 3},
 	}, Skipped: []string{"fit #1: broken"}}
 	r.finish()
-	if r.FloorS != 170 || r.SerialCPUS != 340 || r.SlurmS != 300 {
-		t.Errorf("floor %v, serial %v, slurm %v; want 170, 340, 300", r.FloorS, r.SerialCPUS, r.SlurmS)
+	if r.FloorS != 170 || r.SerialCPUS != 340 || r.SlurmS != 300 || r.ProbeSerial != 25 {
+		t.Errorf("floor %v, serial %v, slurm %v, probe %v; want 170, 340, 300, 25", r.FloorS, r.SerialCPUS, r.SlurmS, r.ProbeSerial)
 	}
 	if len(r.Medians) != 0 {
 		t.Errorf("medians of single runs: %v", r.Medians)
@@ -152,9 +152,12 @@ func TestReportFinishAndTable(t *testing.T) {
 	r.writeTable(&b, 1, map[string]string{runSerial: "one at a time"})
 	out := b.String()
 	for _, want := range []string{
-		"| predict-warm | 190.4 | 90 % | 350.2 | 6.00 | 40.2 | 1 | 1 | 0 | 1.12 | 0.63 | 1.03 |",
-		"| all | 212.0 | 97 % | 411.4 | 0.00 | 0.0 | 0 | 0 | 0 | 1.25 | 0.71 | 1.21 |",
-		"| serial | 360.0 | 50 % | 340.0 | 0.00 | 0.0 | 0 | 0 | 0 | 2.12 | 1.20 | 1.00 |",
+		// Probed 1.2 × slower than at the serial run: the floor at its
+		// speed is 204 s, the serial CPU-seconds 408.
+		"| predict-warm | 190.4 | 90 % | 350.2 | 6.00 | 40.2 | 1 | 1 | 0 | 1.12 | 0.63 | 1.03 | 30.0 (1.20) | 0.93 | 0.86 |",
+		"| all | 212.0 | 97 % | 411.4 | 0.00 | 0.0 | 0 | 0 | 0 | 1.25 | 0.71 | 1.21 | — | — | — |",
+		"| serial | 360.0 | 50 % | 340.0 | 0.00 | 0.0 | 0 | 0 | 0 | 2.12 | 1.20 | 1.00 | 25.0 (1.00) | 2.12 | 1.00 |",
+		"Speed probe (xz6_12m, sort_nums, gzip6_96m, cpu_int, one at a time, before and after each run): 25.0 CPU-s at the serial run",
 		"CPU floor: 170.0 s (serial CPU-seconds 340.0 / 2 cores).",
 		"Skipped: fit #1: broken.",
 		"- `serial`: one at a time",
@@ -169,15 +172,15 @@ func TestReportFinishAndTable(t *testing.T) {
 	r.finish()
 	b.Reset()
 	r.writeTable(&b, 1, nil)
-	if !strings.Contains(b.String(), "| — | — | — |") || !strings.Contains(b.String(), "CPU floor: unknown") {
+	if !strings.Contains(b.String(), "| — | — | — | — | — | — |") || !strings.Contains(b.String(), "CPU floor: unknown") {
 		t.Errorf("unknown references not said:\n%s", b.String())
 	}
 }
 
 func TestMedians(t *testing.T) {
 	r := report{Cores: 2, Summaries: []summary{
-		{Runner: runSerial, Rep: 1, MakespanS: 350, CPUSeconds: 330},
-		{Runner: runSerial, Rep: 2, MakespanS: 370, CPUSeconds: 350},
+		{Runner: runSerial, Rep: 1, MakespanS: 350, CPUSeconds: 330, ProbeCPUS: 24},
+		{Runner: runSerial, Rep: 2, MakespanS: 370, CPUSeconds: 350, ProbeCPUS: 26},
 		{Runner: runSlurm, Rep: 1, MakespanS: 280, Lost: 3},
 		{Runner: runSlurm, Rep: 2, MakespanS: 320, Lost: 3},
 		{Runner: runSlurm, Rep: 3, MakespanS: 300, Lost: 2},
@@ -186,7 +189,7 @@ func TestMedians(t *testing.T) {
 	if len(r.Medians) != 2 {
 		t.Fatalf("%d medians, want 2", len(r.Medians))
 	}
-	if m := r.Medians[0]; m.Runner != runSerial || m.MakespanS != 360 || m.CPUSeconds != 340 || m.Rep != 0 {
+	if m := r.Medians[0]; m.Runner != runSerial || m.MakespanS != 360 || m.CPUSeconds != 340 || m.Rep != 0 || m.ProbeCPUS != 25 {
 		t.Errorf("serial median %+v", m)
 	}
 	if m := r.Medians[1]; m.MakespanS != 300 || m.Lost != 3 || m.Note != "median of 3 runs" {
@@ -201,5 +204,29 @@ func TestMedians(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+func TestProbeMeanAndJobs(t *testing.T) {
+	for _, tt := range []struct{ before, after, want float64 }{
+		{20, 30, 25}, {20, 0, 20}, {0, 30, 30}, {0, 0, 0},
+	} {
+		if got := probeMean(tt.before, tt.after); got != tt.want {
+			t.Errorf("probeMean(%v, %v) = %v, want %v", tt.before, tt.after, got, tt.want)
+		}
+	}
+	// Every probe job is a job of the mix: a renamed job would leave the
+	// probe silently shorter.
+	if got := probeJobs(mixJobs); len(got) != len(probeNames) {
+		t.Errorf("probe jobs in the mix: %d of %v", len(got), probeNames)
+	}
+	var sub []job
+	for _, j := range mixJobs {
+		if j.Name == "cpu_int" || j.Name == "xz8_20m" {
+			sub = append(sub, j)
+		}
+	}
+	if got := probeJobs(sub); len(got) != 1 || got[0].Name != "cpu_int" {
+		t.Errorf("probe jobs of a --jobs subset: %v", got)
 	}
 }
