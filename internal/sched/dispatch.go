@@ -100,6 +100,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		free := s.capv.Sub(s.usedSum)
 		free[c] = s.capv[c]*s.backoff - max(s.usedSum[c], s.cpuInUse(now))
 		if !need.LessEq(free) {
+			s.blocked(e, fmt.Sprintf("needs %s over the commit window, running tasks leave %s (CPU back-off %.2f)", fmtUse(need), fmtUse(free), s.backoff))
 			return Start{}, false
 		}
 	}
@@ -119,6 +120,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		// anything else must cover it.
 		weight := resource.Dim(d) == c && s.compressible()
 		if (a < need[d] && !weight) || a < s.minimum(resource.Dim(d)) {
+			s.blocked(e, fmt.Sprintf("%s: allocation %.2f, %.2f left beside committed allocations", resource.Dim(d), want[d], avail[d]))
 			return Start{}, false
 		}
 		want[d] = a
@@ -133,9 +135,10 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		rest = s.planSpan(e.curve)
 	}
 	if err := s.led.CommitPlan(e.t.ID, now, lim, rest); err != nil {
-		s.cfg.Log.Debug("commit", "task", e.t.ID, "err", err)
+		s.blocked(e, err.Error())
 		return Start{}, false
 	}
+	e.why = ""
 	s.unqueueCommitted(e)
 	s.vtime = max(s.vtime, e.tag)
 	waited := now.Sub(e.enq)
@@ -156,6 +159,16 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 	e.enf = s.enforced(e)
 	s.record(e, now, ReasonCommit, fmt.Sprintf("model %s, waited %v", e.model, waited.Round(time.Millisecond)), false)
 	return Start{ID: e.t.ID, Limits: e.enf, SoftMemoryMB: e.soft, Model: e.model, Waited: waited}, true
+}
+
+// blocked logs (debug) why due task e did not start, once per reason:
+// dispatch tries a due task at every pass.
+func (s *Scheduler) blocked(e *entry, why string) {
+	if why == e.why {
+		return
+	}
+	e.why = why
+	s.cfg.Log.Debug("due, not started", "task", e.t.ID, "why", why)
 }
 
 // minimum is the smallest allocation of dimension d a task may run with.

@@ -463,7 +463,10 @@ type entry struct {
 	cutCPU  float64
 	// lowRun counts its samples in a row under half its curve's CPU
 	// median (stepNeed).
-	lowRun   int
+	lowRun int
+	// why is the last reason a due start was refused (blocked), so
+	// that each is logged once.
+	why      string
 	downRun  [resource.NumDims]int
 	evicting bool
 	// evictFailed is when the executor last refused to evict it (zero:
