@@ -128,13 +128,18 @@ type Task struct {
 	// ErrorCode says why the task did not succeed, for programs: exit,
 	// signal, oom, not_found, not_executable, start, cancelled, lost,
 	// evicted, internal (see docs/api.md).
-	ErrorCode   string     `json:"error_code,omitempty"`
-	Spec        Spec       `json:"spec"`
-	Limits      Limits     `json:"limits"`
-	Requests    Limits     `json:"requests"`
-	Peak        Stats      `json:"peak"`
-	Mean        Stats      `json:"mean"`
-	Samples     int        `json:"samples"`
+	ErrorCode string `json:"error_code,omitempty"`
+	Spec      Spec   `json:"spec"`
+	Limits    Limits `json:"limits"`
+	Requests  Limits `json:"requests"`
+	Peak      Stats  `json:"peak"`
+	Mean      Stats  `json:"mean"`
+	Samples   int    `json:"samples"`
+	// CPUSeconds is the CPU time the task's run used, read from its
+	// cgroup's counter at the end (absent while it runs and when not
+	// measured). Exact, unlike the integral of the sampled curve, which
+	// misses the tail after the last sample.
+	CPUSeconds  float64    `json:"cpu_seconds,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	StartedAt   *time.Time `json:"started_at"`
 	FinishedAt  *time.Time `json:"finished_at"`

@@ -199,6 +199,7 @@ type showView struct {
 	OOMKilled   bool       `json:"oom_killed"`
 	Error       string     `json:"error"`
 	DurationS   float64    `json:"duration_s"`
+	CPUSeconds  float64    `json:"cpu_seconds"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	StartedAt   *time.Time `json:"started_at"`
 	FinishedAt  *time.Time `json:"finished_at"`
@@ -217,8 +218,11 @@ type showView struct {
 }
 
 // parseShow turns a task's show --json into its result. CPU-seconds are
-// the curve's integral (each sample is the mean use since the one before);
-// without a curve, the mean use times the duration.
+// the task's cgroup counter at its end (cpu_seconds), as the naive
+// runners read theirs; from a daemon without it, the curve's integral
+// (each sample is the mean use since the one before; it misses the tail
+// after the last sample), or without a curve the mean use times the
+// duration.
 func parseShow(name string, b []byte) (jobResult, error) {
 	var v showView
 	if err := json.Unmarshal(b, &v); err != nil {
@@ -275,6 +279,9 @@ func parseShow(name string, b []byte) (jobResult, error) {
 	}
 	if len(v.Curve) == 0 && v.Mean.CPUPct != nil {
 		r.CPUS = *v.Mean.CPUPct / 100 * v.DurationS
+	}
+	if v.CPUSeconds > 0 {
+		r.CPUS = v.CPUSeconds
 	}
 	r.CPUS = round3(r.CPUS)
 	model := ""

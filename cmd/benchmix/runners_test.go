@@ -78,6 +78,11 @@ func TestParseShow(t *testing.T) {
 	if r.CPUS != 2 {
 		t.Errorf("CPU-seconds without a curve %v, want 2", r.CPUS)
 	}
+	// the cgroup's counter, when the daemon gives it, over the curve
+	r, _ = parseShow("j", []byte(`{"id":"x","state":"succeeded","duration_s":4,"cpu_seconds":2.345,"mean":{"cpu_pct":50},"curve":[{"t":1,"cpu_pct":40}],"submitted_at":"2026-12-04T12:00:00Z"}`))
+	if r.CPUS != 2.345 {
+		t.Errorf("CPU-seconds with cpu_seconds %v, want 2.345", r.CPUS)
+	}
 	for _, bad := range []string{`not json`, `{}`} {
 		if _, err := parseShow("j", []byte(bad)); err == nil {
 			t.Errorf("parseShow(%q) did not fail", bad)

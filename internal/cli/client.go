@@ -114,7 +114,7 @@ func fromAPI(t *api.Task) *task.Record {
 		ID: t.ID, Signature: t.Signature, State: task.State(t.State), ExitCode: t.ExitCode, Signal: t.Signal,
 		OOMKilled: t.OOMKilled, Error: t.Error, ErrorKind: task.ErrorKind(t.ErrorCode),
 		Spec:   task.Spec{Argv: t.Spec.Argv, Inputs: t.Spec.Inputs, Env: t.Spec.Env, Dir: t.Spec.Dir, Limits: task.Limits(t.Spec.Limits)},
-		Limits: task.Limits(t.Limits), Peak: task.Stats(t.Peak), Mean: task.Stats(t.Mean), Samples: t.Samples,
+		Limits: task.Limits(t.Limits), Peak: task.Stats(t.Peak), Mean: task.Stats(t.Mean), Samples: t.Samples, CPUSeconds: t.CPUSeconds,
 		SubmittedAt: t.SubmittedAt, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt, DurationS: t.DurationS,
 		LogDir: t.LogDir, InputBytes: t.InputBytes,
 	}

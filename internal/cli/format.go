@@ -60,6 +60,7 @@ type taskView struct {
 	Peak        task.Stats  `json:"peak"`
 	Mean        task.Stats  `json:"mean"`
 	Samples     int         `json:"samples"`
+	CPUSeconds  float64     `json:"cpu_seconds,omitempty"`
 	DurationS   float64     `json:"duration_s"`
 	SubmittedAt time.Time   `json:"submitted_at"`
 	StartedAt   *time.Time  `json:"started_at"`
@@ -79,7 +80,7 @@ func viewOf(r *task.Record, curve []resource.Sample) taskView {
 	v := taskView{
 		ID: r.ID, Signature: r.Signature, State: r.State, ExitCode: r.ExitCode, Signal: r.Signal,
 		OOMKilled: r.OOMKilled, Error: r.Error, ErrorCode: string(r.ErrorKind), Argv: r.Spec.Argv, Limits: limitsOf(r.Limits),
-		Peak: r.Peak, Mean: r.Mean, Samples: r.Samples, DurationS: round3(r.DurationS),
+		Peak: r.Peak, Mean: r.Mean, Samples: r.Samples, CPUSeconds: r.CPUSeconds, DurationS: round3(r.DurationS),
 		SubmittedAt: r.SubmittedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 		InputBytes: r.InputBytes, LogDir: r.LogDir,
 	}
@@ -165,6 +166,9 @@ func printSummary(w io.Writer, r *task.Record) {
 		fmtLimit(r.Limits.CPUCores, "cores"), fmtLimit(r.Limits.MemoryMB, "MB"),
 		fmtLimit(r.Limits.IOPS, "ops/s"), fmtLimit(r.Limits.NetMbps, "Mbps"))
 	fmt.Fprintf(tw, "  samples\t%d\n", r.Samples)
+	if r.CPUSeconds > 0 {
+		fmt.Fprintf(tw, "  cpu time\t%.2fs\n", r.CPUSeconds)
+	}
 	fmt.Fprintf(tw, "\t\tpeak\tmean\n")
 	fmt.Fprintf(tw, "  cpu %%\t\t%s\t%s\n", fmtStat(r.Peak.CPUPct, 1), fmtStat(r.Mean.CPUPct, 1))
 	fmt.Fprintf(tw, "  memory MB\t\t%s\t%s\n", fmtStat(r.Peak.MemoryMB, 1), fmtStat(r.Mean.MemoryMB, 1))

@@ -88,6 +88,9 @@ func printShow(g *globals, r *task.Record, curve []resource.Sample) {
 	fmt.Fprintf(tw, "  signature\t%s\n", r.Signature)
 	fmt.Fprintf(tw, "  submitted\t%s\n", r.SubmittedAt.Format("2006-01-02 15:04:05"))
 	fmt.Fprintf(tw, "  duration\t%.2fs, %d samples\n", r.DurationS, r.Samples)
+	if r.CPUSeconds > 0 {
+		fmt.Fprintf(tw, "  cpu time\t%.2fs\n", r.CPUSeconds)
+	}
 	fmt.Fprintf(tw, "  limits\tcpu %s, memory %s, io %s, net %s\n",
 		fmtLimit(r.Limits.CPUCores, "cores"), fmtLimit(r.Limits.MemoryMB, "MB"),
 		fmtLimit(r.Limits.IOPS, "ops/s"), fmtLimit(r.Limits.NetMbps, "Mbps"))

@@ -107,6 +107,29 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("cpu time", func(t *testing.T) {
+		// A single-threaded busy loop: its CPU-seconds, read from the
+		// cgroup's counter at the end, are most of its run and about no
+		// more than the run (one thread; the run's clock starts when the
+		// executor's Start has returned, after the process began in its
+		// cgroup: 1.373 CPU-s were seen for a 1.322 s run on a loaded
+		// machine).
+		tk, err := c.Submit(ctx, spec("sh", "-c", "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		final, err := c.Wait(ctx, tk.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if final.State != api.StateSucceeded {
+			t.Fatalf("state %s", final.State)
+		}
+		if final.CPUSeconds < 0.5*final.DurationS || final.CPUSeconds > 1.2*final.DurationS+0.1 {
+			t.Errorf("cpu_seconds %.3f for a %.3f s single-threaded busy loop", final.CPUSeconds, final.DurationS)
+		}
+	})
+
 	t.Run("ps json", func(t *testing.T) {
 		out, _, code := e.cli(nil, "ps", "--all", "--json")
 		if code != 0 {

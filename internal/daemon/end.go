@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/prescient-sched/prescient/internal/resource"
@@ -65,6 +66,9 @@ func (d *Daemon) end(j *job, e task.End) {
 	d.mu.Unlock()
 
 	d.lastSample(j)
+	j.smu.Lock() // not under d.mu (see Daemon)
+	cpuSecs := j.cpuSecs
+	j.smu.Unlock()
 	var curve []resource.Sample
 	if e.Started {
 		ss, err := d.st.Samples.Curve(j.id)
@@ -114,6 +118,10 @@ func (d *Daemon) end(j *job, e task.End) {
 	sum := resource.Summarize(curve)
 	r.Peak, r.Mean = task.StatsOf(sum)
 	r.Samples = sum.N
+	r.CPUSeconds = 0
+	if e.Started {
+		r.CPUSeconds = math.Round(cpuSecs*1000) / 1000
+	}
 	if j.logDrops != nil {
 		j.meta.Logs = j.logDrops
 	}

@@ -55,7 +55,7 @@ func (d *Daemon) openSampler(j *job) {
 	if j.sampler != nil {
 		_ = j.sampler.Close()
 	}
-	j.sampler, j.sampledAt, j.sampled = s, now, false
+	j.sampler, j.sampledAt, j.sampled, j.cpuSecs = s, now, false, 0
 	j.smu.Unlock()
 }
 
@@ -76,6 +76,11 @@ func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
 		return
 	}
 	if last && j.sampled && now.Sub(j.sampledAt) < d.cfg.Interval/2 {
+		// The tail's rates are dropped, but the CPU counter is read:
+		// the run's CPU-seconds count it.
+		if s := j.sampler.Sample(now); s.CPUSeconds > 0 {
+			j.cpuSecs = s.CPUSeconds
+		}
 		_ = j.sampler.Close()
 		j.sampler = nil
 		return
@@ -84,6 +89,9 @@ func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
 	t0 := time.Now()
 	s := j.sampler.Sample(now)
 	d.m.sampleSecs.Observe(time.Since(t0).Seconds())
+	if s.CPUSeconds > 0 {
+		j.cpuSecs = s.CPUSeconds
+	}
 	if last {
 		_ = j.sampler.Close()
 		j.sampler = nil

@@ -366,7 +366,7 @@ func toAPI(r *task.Record, m meta) api.Task {
 		OOMKilled: r.OOMKilled, Error: r.Error, ErrorCode: string(r.ErrorKind),
 		Spec:   api.Spec{Argv: r.Spec.Argv, Inputs: r.Spec.Inputs, Env: r.Spec.Env, Dir: r.Spec.Dir, Limits: api.Limits(r.Spec.Limits)},
 		Limits: api.Limits(r.Limits), Requests: api.Limits(m.Requests),
-		Peak: api.Stats(r.Peak), Mean: api.Stats(r.Mean), Samples: r.Samples,
+		Peak: api.Stats(r.Peak), Mean: api.Stats(r.Mean), Samples: r.Samples, CPUSeconds: r.CPUSeconds,
 		SubmittedAt: r.SubmittedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, DurationS: r.DurationS,
 		InputBytes: r.InputBytes, LogDir: r.LogDir, Owner: api.Owner{UID: m.UID, GID: m.GID}, Attempt: m.Attempt,
 		Priority: m.Priority, Retries: m.Retries, Prediction: m.Prediction, Allocations: m.Allocations,

@@ -247,6 +247,7 @@ func (s *Sampler) Sample(now time.Time) resource.Sample {
 			}
 		}
 		if ok {
+			out.CPUSeconds = float64(ns) / 1e9
 			if perSec, ok := s.cpuRate.observe(ns, now); ok {
 				out.CPU = perSec / 1e9 // cores
 				out.Avail = out.Avail.With(resource.CPU)

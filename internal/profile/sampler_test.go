@@ -109,7 +109,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/cpu.stat": "usage_usec 1500000\nuser_usec 1200000\nsystem_usec 300000\nnr_periods 0\n",
 				"v2/io.stat":  v2IOStat(110, 70, 80, 40), // +200 ops
 			},
-			want: resource.Sample{CPU: 0.5, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 200, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
+			want: resource.Sample{CPUSeconds: 1.5, CPU: 0.5, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 200, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
 		},
 		{
 			name: "v1",
@@ -125,7 +125,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"cpuacct/cpuacct.usage":            "6250000000\n", // +1.25 s of CPU
 				"blkio/blkio.throttle.io_serviced": v1IOServiced(300, 250),
 			},
-			want: resource.Sample{CPU: 1.25, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 400, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
+			want: resource.Sample{CPUSeconds: 6.25, CPU: 1.25, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 400, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
 		},
 		{
 			// The host this was written on: v2 without controllers (cpu.stat
@@ -147,7 +147,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"cpuacct/cpuacct.usage":            "250000000\n",
 				"blkio/blkio.throttle.io_serviced": v1IOServiced(7, 3),
 			},
-			want: resource.Sample{CPU: 0.25, MemoryMB: 64, RSSMB: 60, PeakMB: 64, IOPS: 10, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
+			want: resource.Sample{CPUSeconds: 0.25, CPU: 0.25, MemoryMB: 64, RSSMB: 60, PeakMB: 64, IOPS: 10, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
 		},
 		{
 			name: "v2 cpu only: memory and IO unavailable, not zero",
@@ -158,7 +158,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 			after: map[string]string{
 				"v2/cpu.stat": "usage_usec 2000000\n",
 			},
-			want: resource.Sample{CPU: 2, Avail: resource.SetOf(resource.CPU)},
+			want: resource.Sample{CPUSeconds: 2, CPU: 2, Avail: resource.SetOf(resource.CPU)},
 		},
 		{
 			name: "v2 without memory.peak keeps a running max",
@@ -192,7 +192,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/memory.stat":    "anon 5\nfile 6\n",
 			},
 			after: map[string]string{"v2/cpu.stat": "usage_usec 10000\n"},
-			want:  resource.Sample{CPU: 0.01, Avail: resource.SetOf(resource.CPU)},
+			want:  resource.Sample{CPUSeconds: 0.01, CPU: 0.01, Avail: resource.SetOf(resource.CPU)},
 		},
 		{
 			name: "v1 memory without memory.stat: memory unavailable",
@@ -202,7 +202,7 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"memory/memory.usage_in_bytes": itoa(10 * mib),
 			},
 			after: map[string]string{"cpuacct/cpuacct.usage": "1000000000\n"},
-			want:  resource.Sample{CPU: 1, Avail: resource.SetOf(resource.CPU)},
+			want:  resource.Sample{CPUSeconds: 1, CPU: 1, Avail: resource.SetOf(resource.CPU)},
 		},
 		{
 			name: "unparsable counter: that dimension unavailable",
@@ -278,6 +278,7 @@ func checkSample(t *testing.T, got, want resource.Sample) {
 		{"IOPS", resource.IO, got.IOPS, want.IOPS},
 		{"NetInMbps", resource.Net, got.NetInMbps, want.NetInMbps},
 		{"NetOutMbps", resource.Net, got.NetOutMbps, want.NetOutMbps},
+		{"CPUSeconds", resource.CPU, got.CPUSeconds, want.CPUSeconds}, // the counter, not a rate
 	} {
 		if want.Avail.Has(f.dim) && math.Abs(f.got-f.want) > 1e-9 {
 			t.Errorf("%s = %v, want %v", f.name, f.got, f.want)

@@ -18,6 +18,12 @@ type Sample struct {
 	NetInMbps  float64
 	NetOutMbps float64
 	Avail      Set
+	// CPUSeconds is the CPU time the measured group has used since it was
+	// created (its counter: v1 cpuacct.usage, v2 cpu.stat usage_usec), 0
+	// when unknown. A task's last value is its exact CPU-seconds, which
+	// the integral of its sampled rates misses by the tail after the last
+	// sample. Not part of Avail: not a rate, and not stored per sample.
+	CPUSeconds float64
 }
 
 // NetMbps is the total of both directions.

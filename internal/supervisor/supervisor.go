@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -122,13 +123,15 @@ func (s *Supervisor) Run(ctx context.Context, rec *task.Record, out Output) (*ta
 		close(exited)
 	}()
 	tick := time.NewTicker(s.cfg.Interval)
-	last := start // the previous sample's time
+	last := start  // the previous sample's time
+	cpuSecs := 0.0 // the cgroup's CPU counter at the latest reading
 	take := func(now time.Time) {
 		if sampler == nil {
 			return
 		}
 		last = now
 		smp := sampler.Sample(now)
+		cpuSecs = max(cpuSecs, smp.CPUSeconds)
 		agg.Add(smp)
 		if err := s.cfg.Samples.Append(rec.ID, rec.Signature, smp); err != nil {
 			log.Warn("store sample", "err", err)
@@ -155,6 +158,9 @@ loop:
 	// tail's end with the run's start, so every tail was taken).
 	if end.Sub(last) >= s.cfg.Interval/2 || agg.N() == 0 {
 		take(end)
+	} else if sampler != nil {
+		// The tail's rates say nothing, but the CPU counter is read.
+		cpuSecs = max(cpuSecs, sampler.Sample(end).CPUSeconds)
 	}
 	if sampler != nil {
 		_ = sampler.Close()
@@ -172,6 +178,7 @@ loop:
 	sum := agg.Summary()
 	rec.Samples = sum.N
 	rec.Peak, rec.Mean = task.StatsOf(sum)
+	rec.CPUSeconds = math.Round(cpuSecs*1000) / 1000
 	if err := s.cfg.Records.Put(rec); err != nil {
 		return rec, fmt.Errorf("record end of %s: %w", rec.ID, err)
 	}

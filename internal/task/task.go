@@ -86,19 +86,22 @@ type Stats struct {
 
 // Record is the durable account of one task.
 type Record struct {
-	ID          string     `json:"id"`
-	Signature   string     `json:"signature"`
-	Spec        Spec       `json:"spec"`
-	State       State      `json:"state"`
-	ExitCode    *int       `json:"exit_code"`        // nil until the task exits, or when killed by a signal
-	Signal      string     `json:"signal,omitempty"` // e.g. "killed"
-	OOMKilled   bool       `json:"oom_killed"`
-	Error       string     `json:"error,omitempty"`      // why it did not succeed, for people
-	ErrorKind   ErrorKind  `json:"error_kind,omitempty"` // the same, for programs (see End.Outcome)
-	Limits      Limits     `json:"limits"`
-	Peak        Stats      `json:"peak"`
-	Mean        Stats      `json:"mean"`
-	Samples     int        `json:"samples"`
+	ID        string    `json:"id"`
+	Signature string    `json:"signature"`
+	Spec      Spec      `json:"spec"`
+	State     State     `json:"state"`
+	ExitCode  *int      `json:"exit_code"`        // nil until the task exits, or when killed by a signal
+	Signal    string    `json:"signal,omitempty"` // e.g. "killed"
+	OOMKilled bool      `json:"oom_killed"`
+	Error     string    `json:"error,omitempty"`      // why it did not succeed, for people
+	ErrorKind ErrorKind `json:"error_kind,omitempty"` // the same, for programs (see End.Outcome)
+	Limits    Limits    `json:"limits"`
+	Peak      Stats     `json:"peak"`
+	Mean      Stats     `json:"mean"`
+	Samples   int       `json:"samples"`
+	// CPUSeconds is the CPU time the run used, from its cgroup's counter
+	// at the end (0: not measured; records before the field).
+	CPUSeconds  float64    `json:"cpu_seconds,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	StartedAt   *time.Time `json:"started_at"`
 	FinishedAt  *time.Time `json:"finished_at"`
