@@ -2,7 +2,9 @@ package sched
 
 import (
 	"container/heap"
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -100,7 +102,9 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		free := s.capv.Sub(s.usedSum)
 		free[c] = s.capv[c]*s.backoff - max(s.usedSum[c], s.cpuInUse(now))
 		if !need.LessEq(free) {
-			s.blocked(e, fmt.Sprintf("needs %s over the commit window, running tasks leave %s (CPU back-off %.2f)", fmtUse(need), fmtUse(free), s.backoff))
+			s.blocked(e, func() string {
+				return fmt.Sprintf("needs %s over the commit window, running tasks leave %s (CPU back-off %.2f)", fmtUse(need), fmtUse(free), s.backoff)
+			})
 			return Start{}, false
 		}
 	}
@@ -120,7 +124,9 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		// anything else must cover it.
 		weight := resource.Dim(d) == c && s.compressible()
 		if (a < need[d] && !weight) || a < s.minimum(resource.Dim(d)) {
-			s.blocked(e, fmt.Sprintf("%s: allocation %.2f, %.2f left beside committed allocations", resource.Dim(d), want[d], avail[d]))
+			s.blocked(e, func() string {
+				return fmt.Sprintf("%s: allocation %.2f, %.2f left beside committed allocations", resource.Dim(d), want[d], avail[d])
+			})
 			return Start{}, false
 		}
 		want[d] = a
@@ -135,7 +141,7 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		rest = s.planSpan(e.curve)
 	}
 	if err := s.led.CommitPlan(e.t.ID, now, lim, rest); err != nil {
-		s.blocked(e, err.Error())
+		s.blocked(e, err.Error)
 		return Start{}, false
 	}
 	e.why = ""
@@ -162,8 +168,13 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 }
 
 // blocked logs (debug) why due task e did not start, once per reason:
-// dispatch tries a due task at every pass.
-func (s *Scheduler) blocked(e *entry, why string) {
+// dispatch tries a due task at every pass. The reason is formatted only
+// when debug logging is on: a refused commit is on dispatch's path.
+func (s *Scheduler) blocked(e *entry, reason func() string) {
+	if s.cfg.Log == nil || !s.cfg.Log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	why := reason()
 	if why == e.why {
 		return
 	}
