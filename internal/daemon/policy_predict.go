@@ -48,6 +48,11 @@ type SchedConfig struct {
 	// longest predicted first (sched.Config.BurstWindow; default 5 s,
 	// negative: strictly first come, first served).
 	BurstWindow time.Duration
+	// WideStretch: a task predicted to use more than one core is planned,
+	// admitted and weighted at its use / WideStretch, at least one core,
+	// so it starts on a free core instead of waiting for its whole width
+	// (sched.Config.WideStretch; default 2, 1: full width).
+	WideStretch float64
 }
 
 // modelsDir holds the persisted models, models-NNNNNN.bin, newest highest,
@@ -113,7 +118,7 @@ func newPredictPolicy(capacity resource.Vector, ctl Control, st *store.Store, st
 	}
 	base, err := newSchedPolicy(PolicyPredict, capacity, ctl, sched.Config{
 		Predictor: enginePredictor{eng, &p.planned}, CommitWindow: sc.CommitWindow, MonitorWindow: sc.MonitorWindow,
-		RetryLimit: sc.RetryLimit, PlanDepth: sc.PlanDepth, BurstWindow: sc.BurstWindow,
+		RetryLimit: sc.RetryLimit, PlanDepth: sc.PlanDepth, BurstWindow: sc.BurstWindow, WideStretch: sc.WideStretch,
 		MinCPU: 0.1, // a task's own start-up (page faults, runtime init) needs more than a sliver
 	}, log)
 	if err != nil {

@@ -90,17 +90,21 @@ func (s *Scheduler) commit(e *entry, now time.Time) (Start, bool) {
 		// node's size.
 		need = need.Max(e.t.Features.Requests).Min(s.capv)
 	}
-	if !s.backfillOK(e, now, now.Add(e.curve.Total()), e.curve.Peak(s.led.Config().SoftQuantile)) {
+	if !e.loose {
+		need = s.squeezed(need)
+	}
+	if !s.backfillOK(e, now, now.Add(e.curve.Total()), s.squeezed(e.curve.Peak(s.led.Config().SoftQuantile))) {
 		return Start{}, false
 	}
 	want := s.size(e, 0, s.cfg.CommitWindow)
 	c := resource.CPU
 	if !s.cfg.Static {
 		// CPU admits by use: what running tasks use and are predicted to
-		// use (cpuNeed), not the weights they hold, which are floored at
-		// MinCPU and lag a burst's end (CPU is compressible).
+		// use (cpuNeed, a wide task squeezed), not the weights they hold,
+		// which are floored at MinCPU and lag a burst's end (CPU is
+		// compressible).
 		free := s.capv.Sub(s.usedSum)
-		free[c] = s.capv[c]*s.backoff - max(s.usedSum[c], s.cpuInUse(now))
+		free[c] = s.capv[c]*s.backoff - s.cpuInUse(now)
 		if !need.LessEq(free) {
 			s.blocked(e, func() string {
 				return fmt.Sprintf("needs %s over the commit window, running tasks leave %s (CPU back-off %.2f)", fmtUse(need), fmtUse(free), s.backoff)
@@ -197,6 +201,23 @@ func (s *Scheduler) minimum(d resource.Dim) float64 {
 // rather than held as a hard limit (quota).
 func (s *Scheduler) compressible() bool { return !s.cfg.Static }
 
+// squeeze is the CPU a task predicted to use cpu cores is planned,
+// admitted and weighted at (Config.WideStretch): cpu up to one core;
+// above, cpu / WideStretch but at least one core. Under fit (Static) CPU
+// is held as declared, not squeezed.
+func (s *Scheduler) squeeze(cpu float64) float64 {
+	if !s.compressible() || cpu <= 1 {
+		return cpu
+	}
+	return max(1, cpu/s.cfg.WideStretch)
+}
+
+// squeezed is v with its CPU squeezed.
+func (s *Scheduler) squeezed(v resource.Vector) resource.Vector {
+	v[resource.CPU] = s.squeeze(v[resource.CPU])
+	return v
+}
+
 // size is e's allocation for [elapsed, elapsed+window) by its curve:
 // the upper quantile plus the ledger's headroom for memory (and the other
 // incompressible dimensions), the predicted use (p50) for compressible
@@ -205,7 +226,7 @@ func (s *Scheduler) size(e *entry, elapsed, window time.Duration) resource.Vecto
 	v := e.curve.Hard(elapsed, window, s.head)
 	v[resource.Memory] = s.memRoom(e.curve.Window(elapsed, window, true)[resource.Memory])
 	if s.compressible() {
-		v[resource.CPU] = e.curve.Window(elapsed, window, false)[resource.CPU]
+		v[resource.CPU] = s.squeeze(e.curve.Window(elapsed, window, false)[resource.CPU])
 	}
 	return s.bound(e, v)
 }

@@ -146,6 +146,7 @@ func runScript(t *testing.T, src string) []byte {
 			s, clk, ex, err = newTest(vec(num("cpu"), num("mem")), pred, func(c *Config) {
 				c.CommitWindow, c.MonitorWindow, c.BurstWindow = dur("commit"), dur("monitor"), dur("burst")
 				c.DownAfter = 3
+				c.WideStretch = num("stretch")
 			})
 			if err != nil {
 				fail(err)

@@ -344,14 +344,15 @@ func (s *Scheduler) lower(x *entry, v resource.Vector, now time.Time) bool {
 // core nobody uses). Off its curve, also its smoothed use. Without a
 // curve the declared CPU is only a first guess: once the task has shown
 // what it uses, its smoothed use is what it holds (CPU is compressible:
-// a wrong guess costs a weight, not a kill).
+// a wrong guess costs a weight, not a kill). A wide task's need is
+// squeezed (Config.WideStretch).
 func (s *Scheduler) cpuNeed(e *entry, now time.Time) float64 {
 	c := resource.CPU
 	if e.loose {
 		if e.samples < 3 {
-			return max(e.cpuAvg, e.t.Features.Requests[c])
+			return s.squeeze(max(e.cpuAvg, e.t.Features.Requests[c]))
 		}
-		return e.cpuAvg
+		return s.squeeze(e.cpuAvg)
 	}
 	elapsed := now.Sub(e.start)
 	ahead := e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[c]
@@ -367,7 +368,7 @@ func (s *Scheduler) cpuNeed(e *entry, now time.Time) float64 {
 	if e.used[c] > e.curve.Window(elapsed, s.cfg.MonitorWindow, true)[c] {
 		cpu = max(cpu, e.cpuAvg)
 	}
-	return cpu
+	return s.squeeze(cpu)
 }
 
 // stepLeft is the CPU a task predicted by c is left to use in the curve
@@ -432,7 +433,7 @@ func (s *Scheduler) replanCPU(e *entry, now time.Time) {
 	if e.cutStep == k {
 		placed = e.cutCPU
 	}
-	if cur > placed-replanStep {
+	if s.squeeze(cur) > s.squeeze(placed)-replanStep { // what the calendar holds (planSpan)
 		return
 	}
 	st := e.curve.Steps[k]
@@ -542,7 +543,9 @@ func (s *Scheduler) contention(now time.Time) {
 		// memory hold whose start-up did less work than its history had
 		// counted as starved beside two busy tasks, and the back-off kept
 		// a core idle for 16 s of the mix).
-		p50 := medianAt(x.curve, now.Sub(x.start))
+		// A wide task is short only under its squeezed share: sharing
+		// the node, it runs narrower than it can by design.
+		p50 := s.squeeze(medianAt(x.curve, now.Sub(x.start)))
 		if x.cpuSecs < 0.85*x.predSecs && x.used[c] >= minRunning && x.used[c] < 0.85*p50 {
 			starved++
 		}

@@ -351,19 +351,23 @@ func (s *Scheduler) reserve(e *entry, now time.Time) bool {
 // horizon, so that a task predicted to run longer than the horizon can
 // still be placed (and not wait forever); what lies beyond is not
 // reserved ahead, and once the task runs its hard allocation is
-// open-ended in the ledger anyway.
+// open-ended in the ledger anyway. A wide task's CPU is planned squeezed
+// (Config.WideStretch).
 func (s *Scheduler) planSpan(c ledger.Curve) ledger.Curve {
 	limit := s.led.Config().Horizon / 2
-	if c.Total() <= limit {
-		return c
+	if c.Total() <= limit && !slices.ContainsFunc(c.Steps, func(st ledger.Step) bool {
+		return s.squeeze(st.PHi[resource.CPU]) != st.PHi[resource.CPU]
+	}) {
+		return c // most curves: nothing to cut or squeeze, no copy
 	}
-	out := ledger.Curve{HiQ: c.HiQ}
+	out := ledger.Curve{HiQ: c.HiQ, Steps: make([]ledger.Step, 0, len(c.Steps))}
 	var off time.Duration
 	for _, st := range c.Steps {
 		if off >= limit {
 			break
 		}
 		st.Dur = min(st.Dur, limit-off)
+		st.P50, st.PHi = s.squeezed(st.P50), s.squeezed(st.PHi)
 		out.Steps = append(out.Steps, st)
 		off += st.Dur
 	}
@@ -373,7 +377,7 @@ func (s *Scheduler) planSpan(c ledger.Curve) ledger.Curve {
 // protect makes e the blocked head: it computes when the running tasks,
 // by their predicted ends, leave room for e's soft-sized peak.
 func (s *Scheduler) protect(e *entry, now time.Time) {
-	need := e.curve.Peak(s.led.Config().SoftQuantile)
+	need := s.squeezed(e.curve.Peak(s.led.Config().SoftQuantile))
 	type end struct {
 		at  time.Time
 		lim resource.Vector

@@ -14,7 +14,7 @@ import (
 func randCurve(rng *rand.Rand) ledger.Curve {
 	c := ledger.Curve{Steps: make([]ledger.Step, 1+rng.IntN(4))}
 	for i := range c.Steps {
-		p50 := vec(0.05+rng.Float64()*1.2, 10+rng.Float64()*500)
+		p50 := vec(0.05+rng.Float64()*1.8, 10+rng.Float64()*500) // some wide: squeezed
 		hi := 1 + rng.Float64()*0.3
 		c.Steps[i] = ledger.Step{Dur: time.Duration(1+rng.IntN(20)) * time.Second, P50: p50, PHi: vec(p50[0]*hi, p50[1]*hi)}
 	}
