@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,52 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("defaults %+v", c)
 			}
 		})
+	}
+}
+
+// TestEnoughMix: slurm-enough's mix links the real mix's data and sources
+// and declares enough memory for the under-declared jobs, by the rule the
+// others follow; everything else is as in the real jobs.tsv. Made twice
+// (the second run of a --repeat), it is the same.
+func TestEnoughMix(t *testing.T) {
+	mix, dir := t.TempDir(), filepath.Join(t.TempDir(), "mix")
+	for range 2 {
+		if err := enoughMix(dir, mix, mixJobs, testTools); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"data", "src"} {
+		if to, err := os.Readlink(filepath.Join(dir, d)); err != nil || to != filepath.Join(mix, d) {
+			t.Errorf("%s links to %q (%v), want %q", d, to, err, filepath.Join(mix, d))
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "jobs.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var real strings.Builder
+	if err := writeJobsTSV(&real, mixJobs, testTools); err != nil {
+		t.Fatal(err)
+	}
+	got, want := strings.Split(string(b), "\n"), strings.Split(real.String(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("%d lines, want %d", len(got), len(want))
+	}
+	under := 0
+	for i, j := range append([]job{{}}, mixJobs...) { // line 0: the header
+		if i == 0 || j.UnderMB == 0 {
+			if got[i] != want[i] {
+				t.Errorf("line %d: %q, want it as in the mix: %q", i, got[i], want[i])
+			}
+			continue
+		}
+		under++
+		f := strings.Split(got[i], "\t")
+		if f[0] != j.Name || f[2] != strconv.Itoa(declareMB(j.PeakMB)) || f[2] == strconv.Itoa(j.UnderMB) {
+			t.Errorf("%s declares %s MB, want %d (declareMB of its %d MB peak)", j.Name, f[2], declareMB(j.PeakMB), j.PeakMB)
+		}
+	}
+	if under != 3 {
+		t.Errorf("%d under-declared jobs in the mix, want 3", under)
 	}
 }

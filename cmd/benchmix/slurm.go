@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -22,6 +24,38 @@ import (
 type slurmRunner struct {
 	Harness string   // the directory holding run_slurm.sh
 	Env     []string // JOBMIX_RUN and SLURM_CONF for the harness
+	// Enough: every job declares enough memory (an under-declared job
+	// declares by declareMB, as the others do). The harness then runs a
+	// scratch mix of its own (enoughMix) beside the real one.
+	Enough bool
+}
+
+// enoughMix makes dir a mix directory for jobs with every memory
+// declaration enough: data/ and src/ link to mix's, jobs.tsv has
+// UnderMB cleared. The harness writes out/, tmp/ and results/ there.
+func enoughMix(dir, mix string, jobs []job, t tools) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{"data", "src"} {
+		link := filepath.Join(dir, d)
+		if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := os.Symlink(filepath.Join(mix, d), link); err != nil {
+			return err
+		}
+	}
+	enough := make([]job, len(jobs))
+	for i, j := range jobs {
+		j.UnderMB = 0
+		enough[i] = j
+	}
+	var b bytes.Buffer
+	if err := writeJobsTSV(&b, enough, t); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "jobs.tsv"), b.Bytes(), 0o644)
 }
 
 // slurmAvailable says whether the Slurm runner can run, and if not why: it
@@ -60,7 +94,17 @@ func (s slurmRunner) run(ctx context.Context, e *runEnv) ([]jobResult, time.Time
 		return nil, time.Time{}, err
 	}
 	defer logf.Close()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(s.Harness, "run_slurm.sh"), e.mix)
+	mix := e.mix
+	if s.Enough {
+		mix = filepath.Join(e.dir, "mix")
+		if err := enoughMix(mix, e.mix, e.jobs, e.tools); err != nil {
+			return nil, time.Time{}, fmt.Errorf("slurm-enough mix: %w", err)
+		}
+		// The jobs' outputs are the real mix's size: not kept.
+		defer os.RemoveAll(filepath.Join(mix, "out"))
+		defer os.RemoveAll(filepath.Join(mix, "tmp"))
+	}
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(s.Harness, "run_slurm.sh"), mix)
 	cmd.Env = append(os.Environ(), s.Env...)
 	cmd.Env = append(cmd.Env, fmt.Sprintf("PEER_RUN_TIMEOUT=%d", int(e.timeout.Seconds())))
 	cmd.Stdout, cmd.Stderr = &stdout, logf

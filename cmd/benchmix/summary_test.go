@@ -140,10 +140,11 @@ func TestReportFinishAndTable(t *testing.T) {
 		{Runner: runAll, Rep: 1, MakespanS: 212, CPUSeconds: 411.4, CPUBusy: 0.97},
 		{Runner: runPredictWarm, Rep: 1, MakespanS: 190.4, CPUSeconds: 350.2, CPUBusy: 0.9, PeakMemMB: 6144, MeanWaitS: 40.25, Lost: 1, OOMKills: 1, ProbeCPUS: 30},
 		{Runner: runSlurm, Rep: 1, MakespanS: 300, CPUSeconds: 330, CPUBusy: 0.6, Lost: 3, OOMKills: 3},
+		{Runner: runSlurmEnough, Rep: 1, MakespanS: 340, CPUSeconds: 345, CPUBusy: 0.55},
 	}, Skipped: []string{"fit #1: broken"}}
 	r.finish()
-	if r.FloorS != 170 || r.SerialCPUS != 340 || r.SlurmS != 300 || r.ProbeSerial != 25 {
-		t.Errorf("floor %v, serial %v, slurm %v, probe %v; want 170, 340, 300, 25", r.FloorS, r.SerialCPUS, r.SlurmS, r.ProbeSerial)
+	if r.FloorS != 170 || r.SerialCPUS != 340 || r.SlurmS != 300 || r.SlurmEnoughS != 340 || r.ProbeSerial != 25 {
+		t.Errorf("floor %v, serial %v, slurm %v, slurm-enough %v, probe %v; want 170, 340, 300, 340, 25", r.FloorS, r.SerialCPUS, r.SlurmS, r.SlurmEnoughS, r.ProbeSerial)
 	}
 	if len(r.Medians) != 0 {
 		t.Errorf("medians of single runs: %v", r.Medians)
@@ -154,9 +155,9 @@ func TestReportFinishAndTable(t *testing.T) {
 	for _, want := range []string{
 		// Probed 1.2 × slower than at the serial run: the floor at its
 		// speed is 204 s, the serial CPU-seconds 408.
-		"| predict-warm | 190.4 | 90 % | 350.2 | 6.00 | 40.2 | 1 | 1 | 0 | 1.12 | 0.63 | 1.03 | 30.0 (1.20) | 0.93 | 0.86 |",
-		"| all | 212.0 | 97 % | 411.4 | 0.00 | 0.0 | 0 | 0 | 0 | 1.25 | 0.71 | 1.21 | — | — | — |",
-		"| serial | 360.0 | 50 % | 340.0 | 0.00 | 0.0 | 0 | 0 | 0 | 2.12 | 1.20 | 1.00 | 25.0 (1.00) | 2.12 | 1.00 |",
+		"| predict-warm | 190.4 | 90 % | 350.2 | 6.00 | 40.2 | 1 | 1 | 0 | 1.12 | 0.63 | 0.56 | 1.03 | 30.0 (1.20) | 0.93 | 0.86 |",
+		"| all | 212.0 | 97 % | 411.4 | 0.00 | 0.0 | 0 | 0 | 0 | 1.25 | 0.71 | 0.62 | 1.21 | — | — | — |",
+		"| serial | 360.0 | 50 % | 340.0 | 0.00 | 0.0 | 0 | 0 | 0 | 2.12 | 1.20 | 1.06 | 1.00 | 25.0 (1.00) | 2.12 | 1.00 |",
 		"Speed probe (xz6_12m, sort_nums, gzip6_96m, cpu_int, one at a time, before and after each run): 25.0 CPU-s at the serial run",
 		"CPU floor: 170.0 s (serial CPU-seconds 340.0 / 2 cores).",
 		"Skipped: fit #1: broken.",
@@ -172,7 +173,7 @@ func TestReportFinishAndTable(t *testing.T) {
 	r.finish()
 	b.Reset()
 	r.writeTable(&b, 1, nil)
-	if !strings.Contains(b.String(), "| — | — | — | — | — | — |") || !strings.Contains(b.String(), "CPU floor: unknown") {
+	if !strings.Contains(b.String(), "| — | — | — | — | — | — | — |") || !strings.Contains(b.String(), "CPU floor: unknown") {
 		t.Errorf("unknown references not said:\n%s", b.String())
 	}
 }
