@@ -117,6 +117,8 @@ the same state directory picks them up.`,
 	fl.StringVar(&cfg.SocketGroup, "socket-group", "", "let this group (name or gid) use the socket too (mode 0660)")
 	fl.StringVar(&cpu, "cpu", "", "CPU cores tasks may reserve (default: the machine minus the reserve)")
 	fl.StringVar(&memory, "memory", "", "memory tasks may reserve, e.g. 16G (default: the machine minus the reserve)")
+	fl.Float64Var(&cfg.IOCapacity, "io-capacity", 0, "block IO ops/s tasks may reserve (default: measured once on the state directory's disk, kept in <state>/node-io.json)")
+	fl.Float64Var(&cfg.NetCapacity, "net-capacity", 0, "network Mbps tasks may reserve (default: the link speeds the kernel reports, else 1000)")
 	fl.IntVar(&cfg.MaxRunning, "max-running", daemon.DefaultMaxRunning, "most tasks running at once")
 	fl.IntVar(&cfg.MaxQueue, "max-queue", daemon.DefaultMaxQueue, "most tasks queued; more are refused (HTTP 429)")
 	fl.IntVar(&cfg.MaxQueuedPerUser, "max-queued-per-user", daemon.DefaultMaxQueuedPerUser, "most tasks one user may have queued or running; more are refused (HTTP 429; root is not bounded)")

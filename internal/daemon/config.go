@@ -89,6 +89,12 @@ type Config struct {
 	// machine minus the system reserve (see Capacity).
 	CPU      float64
 	MemoryMB float64
+	// IOCapacity (IO ops/s) and NetCapacity (Mbps) are what tasks' IO and
+	// network are accounted against. Zero: from the node (nodecap.go): IO
+	// measured once on the state directory's disk, the network from the
+	// link speeds the kernel reports (else DefaultIOPS, DefaultNetMbps).
+	IOCapacity  float64
+	NetCapacity float64
 	// DefaultRequest is reserved for a task that declares no CPU or memory.
 	DefaultRequest task.Limits
 	// MaxRunning bounds concurrent tasks (default DefaultMaxRunning).
@@ -200,6 +206,8 @@ func (c *Config) validate() error {
 		c.MaxQueue = DefaultMaxQueue
 	}
 	switch {
+	case c.IOCapacity < 0 || c.NetCapacity < 0:
+		return fmt.Errorf("io capacity %v and net capacity %v may not be negative: %w", c.IOCapacity, c.NetCapacity, ErrConfig)
 	case c.CPUOvercommit == 0:
 		c.CPUOvercommit = DefaultCPUOvercommit
 	case c.CPUOvercommit < 0.1 || c.CPUOvercommit > 10:

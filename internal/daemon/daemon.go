@@ -117,7 +117,16 @@ func New(cfg Config) (*Daemon, error) {
 		d.rt.Close()
 		return nil, err
 	}
-	capv := resource.Vector{capacity.CPUCores, capacity.MemoryMB, DefaultIOPS, DefaultNetMbps}
+	iops, ioFrom := cfg.IOCapacity, "--io-capacity"
+	if iops == 0 {
+		iops, ioFrom = nodeIOPS(cfg.StateDir)
+	}
+	mbps, netFrom := cfg.NetCapacity, "--net-capacity"
+	if mbps == 0 {
+		mbps, netFrom = nodeNetMbps("/sys/class/net")
+	}
+	cfg.Logger.Info("node io and network capacity", "iops", iops, "iops_from", ioFrom, "net_mbps", mbps, "net_from", netFrom)
+	capv := resource.Vector{capacity.CPUCores, capacity.MemoryMB, iops, mbps}
 	switch cfg.Policy {
 	case PolicyFit:
 		d.pol, err = newFitPolicy(capv, d.rt, cfg.Logger)
