@@ -139,14 +139,26 @@ type Task struct {
 	// cgroup's counter at the end (absent while it runs and when not
 	// measured). Exact, unlike the integral of the sampled curve, which
 	// misses the tail after the last sample.
-	CPUSeconds  float64    `json:"cpu_seconds,omitempty"`
-	SubmittedAt time.Time  `json:"submitted_at"`
-	StartedAt   *time.Time `json:"started_at"`
-	FinishedAt  *time.Time `json:"finished_at"`
-	DurationS   float64    `json:"duration_s"`
-	InputBytes  int64      `json:"input_bytes"`
-	LogDir      string     `json:"log_dir,omitempty"`
-	Owner       Owner      `json:"owner"`
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	// CPUThrottledS is how long the task's CFS quota held it back (only a
+	// user's --max-cpu sets a quota: contention under weights shows as
+	// Stretch instead).
+	CPUThrottledS float64 `json:"cpu_throttled_s,omitempty"`
+	// Stretch is the run's duration over its predicted duration, and
+	// PredictedCPUSeconds what its prediction put its CPU-seconds at
+	// (the curve's median): a run longer than predicted for the same
+	// CPU-seconds waited for CPU (contention); more CPU-seconds than
+	// predicted is a contention tax or different work. Only for a task
+	// that ran with a prediction.
+	Stretch             float64    `json:"stretch,omitempty"`
+	PredictedCPUSeconds float64    `json:"predicted_cpu_seconds,omitempty"`
+	SubmittedAt         time.Time  `json:"submitted_at"`
+	StartedAt           *time.Time `json:"started_at"`
+	FinishedAt          *time.Time `json:"finished_at"`
+	DurationS           float64    `json:"duration_s"`
+	InputBytes          int64      `json:"input_bytes"`
+	LogDir              string     `json:"log_dir,omitempty"`
+	Owner               Owner      `json:"owner"`
 	// Attempt counts starts lost to a daemon restart before this one (0 for
 	// a task that never had to be retried).
 	Attempt int `json:"attempt"`

@@ -74,6 +74,10 @@ type taskView struct {
 	Prediction  *api.Prediction  `json:"prediction,omitempty"`
 	Reservation *api.Reservation `json:"reservation,omitempty"`
 	Allocations []api.Allocation `json:"allocations,omitempty"`
+	// Contention (daemon tasks): see api.Task.
+	CPUThrottledS       float64 `json:"cpu_throttled_s,omitempty"`
+	Stretch             float64 `json:"stretch,omitempty"`
+	PredictedCPUSeconds float64 `json:"predicted_cpu_seconds,omitempty"`
 }
 
 func viewOf(r *task.Record, curve []resource.Sample) taskView {

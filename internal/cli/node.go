@@ -130,6 +130,13 @@ func printSched(g *globals, t *api.Task) {
 		}
 		fmt.Fprintf(w, "\n  prediction  %s: %d steps over %.0fs, p%.0f peak cpu %.2f cores, memory %.0f MB\n",
 			t.Prediction.Model, len(t.Prediction.Steps), total, t.Prediction.UpperQuantile*100, peak.CPUCores, peak.MemoryMB)
+		if t.Stretch > 0 {
+			fmt.Fprintf(w, "  contention  ran %.2f × its predicted duration; cpu time %.2fs, predicted %.2fs", t.Stretch, t.CPUSeconds, t.PredictedCPUSeconds)
+			if t.CPUThrottledS > 0 {
+				fmt.Fprintf(w, "; held back %.2fs by its CPU quota", t.CPUThrottledS)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	if r := t.Reservation; r != nil {
 		if r.Held && r.Start != nil {

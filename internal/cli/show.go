@@ -43,6 +43,7 @@ unavailable). With --json it prints the run as JSON, with the whole curve under 
 					v := viewOf(rec, curve)
 					v.Priority, v.Retries = t.Priority, t.Retries
 					v.Prediction, v.Reservation, v.Allocations = t.Prediction, t.Reservation, t.Allocations
+					v.CPUThrottledS, v.Stretch, v.PredictedCPUSeconds = t.CPUThrottledS, t.Stretch, t.PredictedCPUSeconds
 					return writeJSON(g.stdout, v)
 				}
 				printShow(g, rec, curve)

@@ -245,6 +245,7 @@ type job struct {
 	sampledAt time.Time // the sampler's last reading (the priming one first)
 	sampled   bool      // a sample of this run was taken (not only the priming one)
 	cpuSecs   float64   // the run's cgroup's CPU-seconds at its latest reading (Sample.CPUSeconds)
+	cpuThr    float64   // and its CFS throttled seconds (Sample.CPUThrottledSeconds)
 }
 
 // phase is where a job is in the daemon.

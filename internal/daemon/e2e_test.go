@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"fmt"
 	"io"
 	"io/fs"
@@ -127,6 +128,40 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if final.CPUSeconds < 0.5*final.DurationS || final.CPUSeconds > 1.2*final.DurationS+0.1 {
 			t.Errorf("cpu_seconds %.3f for a %.3f s single-threaded busy loop", final.CPUSeconds, final.DurationS)
+		}
+		if final.CPUThrottledS != 0 {
+			t.Errorf("cpu_throttled_s %.3f without a CPU quota", final.CPUThrottledS)
+		}
+		if p := final.Prediction; p != nil {
+			var dur float64
+			for _, st := range p.Steps {
+				dur += st.DurationS
+			}
+			if want := final.DurationS / dur; math.Abs(final.Stretch-want) > 0.01*want+0.001 {
+				t.Errorf("stretch %.3f, want duration %.3f s / predicted %.3f s", final.Stretch, final.DurationS, dur)
+			}
+		}
+	})
+
+	t.Run("cpu throttled", func(t *testing.T) {
+		// Capped at 0.2 core (--max-cpu: a CFS quota), a busy loop is
+		// held back about 80 % of each 100 ms period; the cgroup's
+		// cpu.stat counts it, and the task says so.
+		req := spec("sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done")
+		req.Spec.Limits.CPUCores = 0.2
+		tk, err := c.Submit(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		final, err := c.Wait(ctx, tk.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if final.State != api.StateSucceeded {
+			t.Fatalf("state %s", final.State)
+		}
+		if final.CPUThrottledS < 0.2*final.DurationS || final.CPUThrottledS > final.DurationS+0.2 {
+			t.Errorf("cpu_throttled_s %.3f for a %.3f s busy loop under a 0.2-core quota", final.CPUThrottledS, final.DurationS)
 		}
 	})
 

@@ -67,7 +67,7 @@ func (d *Daemon) end(j *job, e task.End) {
 
 	d.lastSample(j)
 	j.smu.Lock() // not under d.mu (see Daemon)
-	cpuSecs := j.cpuSecs
+	cpuSecs, cpuThr := j.cpuSecs, j.cpuThr
 	j.smu.Unlock()
 	var curve []resource.Sample
 	if e.Started {
@@ -118,9 +118,10 @@ func (d *Daemon) end(j *job, e task.End) {
 	sum := resource.Summarize(curve)
 	r.Peak, r.Mean = task.StatsOf(sum)
 	r.Samples = sum.N
-	r.CPUSeconds = 0
+	r.CPUSeconds, r.CPUThrottledS = 0, 0
 	if e.Started {
 		r.CPUSeconds = math.Round(cpuSecs*1000) / 1000
+		r.CPUThrottledS = math.Round(cpuThr*1000) / 1000
 	}
 	if j.logDrops != nil {
 		j.meta.Logs = j.logDrops

@@ -55,7 +55,7 @@ func (d *Daemon) openSampler(j *job) {
 	if j.sampler != nil {
 		_ = j.sampler.Close()
 	}
-	j.sampler, j.sampledAt, j.sampled, j.cpuSecs = s, now, false, 0
+	j.sampler, j.sampledAt, j.sampled, j.cpuSecs, j.cpuThr = s, now, false, 0, 0
 	j.smu.Unlock()
 }
 
@@ -79,7 +79,7 @@ func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
 		// The tail's rates are dropped, but the CPU counter is read:
 		// the run's CPU-seconds count it.
 		if s := j.sampler.Sample(now); s.CPUSeconds > 0 {
-			j.cpuSecs = s.CPUSeconds
+			j.cpuSecs, j.cpuThr = s.CPUSeconds, s.CPUThrottledSeconds
 		}
 		_ = j.sampler.Close()
 		j.sampler = nil
@@ -90,7 +90,7 @@ func (d *Daemon) sampleOnce(j *job, now time.Time, last bool) {
 	s := j.sampler.Sample(now)
 	d.m.sampleSecs.Observe(time.Since(t0).Seconds())
 	if s.CPUSeconds > 0 {
-		j.cpuSecs = s.CPUSeconds
+		j.cpuSecs, j.cpuThr = s.CPUSeconds, s.CPUThrottledSeconds
 	}
 	if last {
 		_ = j.sampler.Close()

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -361,7 +362,7 @@ func (d *Daemon) viewLocked(j *job) api.Task {
 
 // toAPI converts a record and its meta to the API form.
 func toAPI(r *task.Record, m meta) api.Task {
-	return api.Task{
+	t := api.Task{
 		ID: r.ID, Signature: r.Signature, State: string(r.State), ExitCode: r.ExitCode, Signal: r.Signal,
 		OOMKilled: r.OOMKilled, Error: r.Error, ErrorCode: string(r.ErrorKind),
 		Spec:   api.Spec{Argv: r.Spec.Argv, Inputs: r.Spec.Inputs, Env: r.Spec.Env, Dir: r.Spec.Dir, Limits: api.Limits(r.Spec.Limits)},
@@ -370,8 +371,20 @@ func toAPI(r *task.Record, m meta) api.Task {
 		SubmittedAt: r.SubmittedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, DurationS: r.DurationS,
 		InputBytes: r.InputBytes, LogDir: r.LogDir, Owner: api.Owner{UID: m.UID, GID: m.GID}, Attempt: m.Attempt,
 		Priority: m.Priority, Retries: m.Retries, Prediction: m.Prediction, Allocations: m.Allocations,
-		LogsDropped: m.Logs,
+		LogsDropped: m.Logs, CPUThrottledS: r.CPUThrottledS,
 	}
+	if p := m.Prediction; p != nil && r.DurationS > 0 && r.FinishedAt != nil {
+		var dur, cpu float64
+		for _, st := range p.Steps {
+			dur += st.DurationS
+			cpu += st.P50.CPUCores * st.DurationS
+		}
+		if dur > 0 {
+			t.Stretch = math.Round(r.DurationS/dur*1000) / 1000
+			t.PredictedCPUSeconds = math.Round(cpu*1000) / 1000
+		}
+	}
+	return t
 }
 
 // active says whether id is still known and not ended (for log follow).

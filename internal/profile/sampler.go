@@ -73,6 +73,10 @@ type Sampler struct {
 type cpuSource struct {
 	f  statFile
 	v2 bool // cpu.stat usage_usec; else v1 cpuacct.usage (ns)
+	// thr is the cpu.stat that counts CFS throttling: v1 cpu's
+	// throttled_time (ns) or v2's throttled_usec (thrV2).
+	thr   statFile
+	thrV2 bool
 }
 
 type memSource struct {
@@ -98,7 +102,7 @@ var (
 func NewSampler(t Target, net *NetMonitor) (*Sampler, error) {
 	s := &Sampler{
 		buf:    make([]byte, initialBuf),
-		cpu:    cpuSource{f: noFile},
+		cpu:    cpuSource{f: noFile, thr: noFile},
 		mem:    memSource{usage: noFile, stat: noFile, peak: noFile},
 		io:     ioSource{f: noFile},
 		net:    net,
@@ -144,6 +148,16 @@ func (s *Sampler) open(t Target) error {
 		return err
 	} else {
 		s.cpu = cpuSource{f: f, v2: true}
+	}
+	s.cpu.thr = noFile
+	if f, err := openOptional(v1("cpu", "cpu.stat")); err != nil {
+		return err
+	} else if f.valid() {
+		s.cpu.thr = f
+	} else if f, err := openOptional(v2("cpu.stat")); err != nil {
+		return err
+	} else {
+		s.cpu.thr, s.cpu.thrV2 = f, true
 	}
 
 	// Memory: v2 needs memory.current and memory.stat (memory.peak is
@@ -255,6 +269,18 @@ func (s *Sampler) Sample(now time.Time) resource.Sample {
 		}
 	}
 
+	if s.cpu.thr.valid() {
+		if b, err := s.read(s.cpu.thr); err == nil {
+			if s.cpu.thrV2 {
+				if parseFlatKeyed(b, thrKeysV2, vals[:1]) == 1 {
+					out.CPUThrottledSeconds = float64(vals[0]) / 1e6
+				}
+			} else if parseFlatKeyed(b, thrKeysV1, vals[:1]) == 1 {
+				out.CPUThrottledSeconds = float64(vals[0]) / 1e9
+			}
+		}
+	}
+
 	if s.mem.usage.valid() {
 		s.sampleMem(&out, &vals)
 	}
@@ -293,7 +319,11 @@ func (s *Sampler) Sample(now time.Time) resource.Sample {
 	return out
 }
 
-var cpuKeys = []string{"usage_usec"}
+var (
+	cpuKeys   = []string{"usage_usec"}
+	thrKeysV1 = []string{"throttled_time"} // ns
+	thrKeysV2 = []string{"throttled_usec"}
+)
 
 func (s *Sampler) sampleMem(out *resource.Sample, vals *[2]uint64) {
 	b, err := s.read(s.mem.usage)
@@ -363,7 +393,7 @@ func (s *Sampler) Close() error {
 }
 
 func (s *Sampler) closeFiles() error {
-	return errors.Join(s.cpu.f.close(), s.mem.usage.close(), s.mem.stat.close(),
+	return errors.Join(s.cpu.f.close(), s.cpu.thr.close(), s.mem.usage.close(), s.mem.stat.close(),
 		s.mem.peak.close(), s.io.f.close())
 }
 

@@ -106,16 +106,17 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 				"v2/io.stat":        v2IOStat(10, 20, 30, 40),
 			},
 			after: map[string]string{
-				"v2/cpu.stat": "usage_usec 1500000\nuser_usec 1200000\nsystem_usec 300000\nnr_periods 0\n",
+				"v2/cpu.stat": "usage_usec 1500000\nuser_usec 1200000\nsystem_usec 300000\nnr_periods 40\nnr_throttled 3\nthrottled_usec 250000\n",
 				"v2/io.stat":  v2IOStat(110, 70, 80, 40), // +200 ops
 			},
-			want: resource.Sample{CPUSeconds: 1.5, CPU: 0.5, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 200, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
+			want: resource.Sample{CPUSeconds: 1.5, CPUThrottledSeconds: 0.25, CPU: 0.5, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 200, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
 		},
 		{
 			name: "v1",
-			v1:   []string{"cpuacct", "memory", "blkio"},
+			v1:   []string{"cpuacct", "cpu", "memory", "blkio"},
 			before: map[string]string{
 				"cpuacct/cpuacct.usage":            "5000000000\n",
+				"cpu/cpu.stat":                     "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n",
 				"memory/memory.usage_in_bytes":     itoa(300*mib) + "\n",
 				"memory/memory.stat":               v1MemStat(100*mib, 150*mib),
 				"memory/memory.max_usage_in_bytes": itoa(400*mib) + "\n",
@@ -123,9 +124,10 @@ func TestSamplerFakeCgroupfs(t *testing.T) {
 			},
 			after: map[string]string{
 				"cpuacct/cpuacct.usage":            "6250000000\n", // +1.25 s of CPU
+				"cpu/cpu.stat":                     "nr_periods 12\nnr_throttled 2\nthrottled_time 1500000000\n",
 				"blkio/blkio.throttle.io_serviced": v1IOServiced(300, 250),
 			},
-			want: resource.Sample{CPUSeconds: 6.25, CPU: 1.25, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 400, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
+			want: resource.Sample{CPUSeconds: 6.25, CPUThrottledSeconds: 1.5, CPU: 1.25, MemoryMB: 200, RSSMB: 150, PeakMB: 400, IOPS: 400, Avail: resource.SetOf(resource.CPU, resource.Memory, resource.IO)},
 		},
 		{
 			// The host this was written on: v2 without controllers (cpu.stat
@@ -279,6 +281,7 @@ func checkSample(t *testing.T, got, want resource.Sample) {
 		{"NetInMbps", resource.Net, got.NetInMbps, want.NetInMbps},
 		{"NetOutMbps", resource.Net, got.NetOutMbps, want.NetOutMbps},
 		{"CPUSeconds", resource.CPU, got.CPUSeconds, want.CPUSeconds}, // the counter, not a rate
+		{"CPUThrottledSeconds", resource.CPU, got.CPUThrottledSeconds, want.CPUThrottledSeconds},
 	} {
 		if want.Avail.Has(f.dim) && math.Abs(f.got-f.want) > 1e-9 {
 			t.Errorf("%s = %v, want %v", f.name, f.got, f.want)

@@ -24,6 +24,11 @@ type Sample struct {
 	// the integral of its sampled rates misses by the tail after the last
 	// sample. Not part of Avail: not a rate, and not stored per sample.
 	CPUSeconds float64
+	// CPUThrottledSeconds is the time the group's CFS quota has held its
+	// threads back since it was created (v1 cpu.stat throttled_time, v2
+	// cpu.stat throttled_usec), 0 when unknown or never throttled. Only a
+	// quota throttles: contention under weights shows as a longer run.
+	CPUThrottledSeconds float64
 }
 
 // NetMbps is the total of both directions.

@@ -101,12 +101,15 @@ type Record struct {
 	Samples   int       `json:"samples"`
 	// CPUSeconds is the CPU time the run used, from its cgroup's counter
 	// at the end (0: not measured; records before the field).
-	CPUSeconds  float64    `json:"cpu_seconds,omitempty"`
-	SubmittedAt time.Time  `json:"submitted_at"`
-	StartedAt   *time.Time `json:"started_at"`
-	FinishedAt  *time.Time `json:"finished_at"`
-	DurationS   float64    `json:"duration_s"`
-	LogDir      string     `json:"log_dir,omitempty"`
-	InputBytes  int64      `json:"input_bytes"`          // exact total size of declared inputs (a feature for the predictor)
-	RunnerPID   int        `json:"runner_pid,omitempty"` // the prescient process running it (local mode), to detect a runner that died
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	// CPUThrottledS is how long its CFS quota held the run back (a quota
+	// is set only when the user capped CPU), from the same reading.
+	CPUThrottledS float64    `json:"cpu_throttled_s,omitempty"`
+	SubmittedAt   time.Time  `json:"submitted_at"`
+	StartedAt     *time.Time `json:"started_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
+	DurationS     float64    `json:"duration_s"`
+	LogDir        string     `json:"log_dir,omitempty"`
+	InputBytes    int64      `json:"input_bytes"`          // exact total size of declared inputs (a feature for the predictor)
+	RunnerPID     int        `json:"runner_pid,omitempty"` // the prescient process running it (local mode), to detect a runner that died
 }
