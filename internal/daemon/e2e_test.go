@@ -108,14 +108,10 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("cpu time", func(t *testing.T) {
-		// A single-threaded busy loop: its CPU-seconds, read from the
-		// cgroup's counter at the end, are most of its run and about no
-		// more than the run (one thread; the run's clock starts when the
-		// executor's Start has returned, after the process began in its
-		// cgroup: 1.373 CPU-s were seen for a 1.322 s run on a loaded
-		// machine).
-		tk, err := c.Submit(ctx, spec("sh", "-c", "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done"))
+	// succeed submits req, waits for it and requires that it succeeded.
+	succeed := func(t *testing.T, req api.SubmitRequest) *api.Task {
+		t.Helper()
+		tk, err := c.Submit(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,6 +122,17 @@ func TestEndToEnd(t *testing.T) {
 		if final.State != api.StateSucceeded {
 			t.Fatalf("state %s", final.State)
 		}
+		return final
+	}
+
+	t.Run("cpu time", func(t *testing.T) {
+		// A single-threaded busy loop: its CPU-seconds, read from the
+		// cgroup's counter at the end, are most of its run and about no
+		// more than the run (one thread; the run's clock starts when the
+		// executor's Start has returned, after the process began in its
+		// cgroup: 1.373 CPU-s were seen for a 1.322 s run on a loaded
+		// machine).
+		final := succeed(t, spec("sh", "-c", "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done"))
 		if final.CPUSeconds < 0.5*final.DurationS || final.CPUSeconds > 1.2*final.DurationS+0.1 {
 			t.Errorf("cpu_seconds %.3f for a %.3f s single-threaded busy loop", final.CPUSeconds, final.DurationS)
 		}
@@ -149,17 +156,7 @@ func TestEndToEnd(t *testing.T) {
 		// cpu.stat counts it, and the task says so.
 		req := spec("sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done")
 		req.Spec.Limits.CPUCores = 0.2
-		tk, err := c.Submit(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		final, err := c.Wait(ctx, tk.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if final.State != api.StateSucceeded {
-			t.Fatalf("state %s", final.State)
-		}
+		final := succeed(t, req)
 		if final.CPUThrottledS < 0.2*final.DurationS || final.CPUThrottledS > final.DurationS+0.2 {
 			t.Errorf("cpu_throttled_s %.3f for a %.3f s busy loop under a 0.2-core quota", final.CPUThrottledS, final.DurationS)
 		}
