@@ -26,9 +26,14 @@ type Limits struct {
 	// limit); 0: the default.
 	CPUShare float64 `json:"cpu_share,omitempty"`
 	MemoryMB float64 `json:"memory_mb"`
-	IOPS     float64 `json:"iops"`
-	NetMbps  float64 `json:"net_mbps"`
-	Pids     int64   `json:"pids,omitempty"`
+	// MemoryHoldMB is set by the scheduler only, in a task's allocations:
+	// above MemoryMB it says the task, at its memory limit, is held there
+	// (not OOM-killed) until the limit is raised (docs/scheduling.md). A
+	// request that sets it is refused.
+	MemoryHoldMB float64 `json:"memory_hold_mb,omitempty"`
+	IOPS         float64 `json:"iops"`
+	NetMbps      float64 `json:"net_mbps"`
+	Pids         int64   `json:"pids,omitempty"`
 }
 
 // Spec is what to run. Env is the task's whole environment (PATH in it
@@ -57,8 +62,13 @@ type SubmitRequest struct {
 type Amounts struct {
 	CPUCores float64 `json:"cpu_cores"`
 	MemoryMB float64 `json:"memory_mb"`
-	IOPS     float64 `json:"iops"`
-	NetMbps  float64 `json:"net_mbps"`
+	// MemoryHoldMB is set by the scheduler only, in a task's allocations:
+	// above MemoryMB it says the task, at its memory limit, is held there
+	// (not OOM-killed) until the limit is raised (docs/scheduling.md). A
+	// request that sets it is refused.
+	MemoryHoldMB float64 `json:"memory_hold_mb,omitempty"`
+	IOPS         float64 `json:"iops"`
+	NetMbps      float64 `json:"net_mbps"`
 }
 
 // PredictionStep is one step of a predicted curve: for DurationS seconds,

@@ -201,6 +201,8 @@ func TestEndToEnd(t *testing.T) {
 		}{
 			{"unknown field", `{"spec":{"argv":["true"],"dir":"/tmp","limits":{}},"x":1}`, 400, ""},
 			{"too many args", `{"spec":{"argv":[` + strings.Repeat(`"a",`, 5000) + `"a"],"dir":"/tmp","limits":{}}}`, 400, "max_args"},
+			{"memory hold in a request", `{"spec":{"argv":["true"],"dir":"/tmp","limits":{"memory_mb":10,"memory_hold_mb":1000}}}`, 400, ""},
+			{"memory hold in requests", `{"spec":{"argv":["true"],"dir":"/tmp","limits":{}},"requests":{"memory_hold_mb":1000}}`, 400, ""},
 			{"body too big", `{"spec":{"argv":["` + strings.Repeat("x", 3<<20) + `"],"dir":"/tmp","limits":{}}}`, 413, "max_body_bytes"},
 		}
 		for _, tt := range tests {

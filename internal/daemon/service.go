@@ -48,6 +48,9 @@ func (d *Daemon) Submit(who identity, req *api.SubmitRequest) (*api.Task, error)
 	if err := spec.Limits.Validate(); err != nil {
 		return rejected(http.StatusBadRequest, api.CodeBadRequest, err.Error())
 	}
+	if spec.Limits.MemoryHoldMB != 0 || req.Requests != nil && req.Requests.MemoryHoldMB != 0 {
+		return rejected(http.StatusBadRequest, api.CodeBadRequest, "memory_hold_mb is set by the scheduler, not by a request")
+	}
 	if err := startable(spec.Limits); err != nil {
 		return rejected(http.StatusBadRequest, api.CodeBadRequest, err.Error())
 	}

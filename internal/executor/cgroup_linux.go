@@ -3,6 +3,7 @@
 package executor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -364,7 +365,10 @@ func (e *Executor) kill(tc *taskCgroup) error {
 	}
 	frozen := false
 	fz, hasFreezer := tc.dirs.V1["freezer"]
-	if hasFreezer {
+	// A process the kernel holds at its memory limit (a memory hold: see
+	// applyV1) sleeps where the freezer cannot reach it, and freezing
+	// would wait out its timeout: then kill unfrozen.
+	if hasFreezer && !underOOM(tc) {
 		err := e.setFreezer(fz, "FROZEN", time.Second)
 		if err != nil {
 			e.log.Warn("freeze before kill", "task", tc.id, "err", err)
@@ -398,6 +402,17 @@ func (e *Executor) kill(tc *taskCgroup) error {
 		time.Sleep(time.Millisecond)
 	}
 	return errors.Join(errs...)
+}
+
+// underOOM reports whether the kernel holds the task at its v1 memory
+// limit (memory.oom_control under_oom 1).
+func underOOM(tc *taskCgroup) bool {
+	dir := tc.dirs.V1["memory"]
+	if dir == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
+	return err == nil && bytes.Contains(b, []byte("under_oom 1"))
 }
 
 // setFreezer writes a v1 freezer state and waits, up to timeout, until
@@ -437,16 +452,16 @@ func trimSpace(b []byte) []byte {
 func (e *Executor) applyLimits(tc *taskCgroup, l, prev cgLimits, all bool, dev string, pidsSlack int64) error {
 	cpu := all || l.cpuQuotaUS != prev.cpuQuotaUS
 	share := all || sharesV1(l.cpuShare) != sharesV1(prev.cpuShare)
-	mem := all || l.memBytes != prev.memBytes
+	mem := all || l.memBytes != prev.memBytes || l.memHoldBytes != prev.memHoldBytes
 	io := (all || l.iops != prev.iops) && dev != ""
 	pids := all || l.pids != prev.pids || pidsSlack != 0
 	if e.lay.mode == V2 {
-		return e.applyV2(tc, l, cpu, share, mem, io, pids, dev)
+		return e.applyV2(tc, l, prev, all, cpu, share, mem, io, pids, dev)
 	}
-	return e.applyV1(tc, l, cpu, share, mem, io, pids, dev, pidsSlack)
+	return e.applyV1(tc, l, prev, all, cpu, share, mem, io, pids, dev, pidsSlack)
 }
 
-func (e *Executor) applyV2(tc *taskCgroup, l cgLimits, cpu, share, mem, io, pids bool, dev string) error {
+func (e *Executor) applyV2(tc *taskCgroup, l, prev cgLimits, all, cpu, share, mem, io, pids bool, dev string) error {
 	var r cgroup2.Resources
 	if (cpu || share) && e.v2Ctrl["cpu"] {
 		r.CPU = &cgroup2.CPU{}
@@ -471,6 +486,21 @@ func (e *Executor) applyV2(tc *taskCgroup, l cgLimits, cpu, share, mem, io, pids
 			max, swap = l.memBytes, 0 // a hard limit: no swapping past it
 		}
 		r.Memory = &cgroup2.Memory{Max: &max}
+		// A hold (task.Limits.MemoryHoldMB): v2 cannot keep the OOM
+		// killer off, so the kernel throttles the task at memory.high
+		// (the limit) and kills only at memory.max (the hold). Lifting
+		// the hold gives memory.high back ("max"); the scheduler's soft
+		// limit, which also lives in memory.high, is written again at its
+		// next change.
+		switch {
+		case l.memHoldBytes > 0:
+			high := l.memBytes
+			max = l.memHoldBytes
+			r.Memory.High = &high
+		case prev.memHoldBytes > 0 || all:
+			high := int64(math.MaxInt64)
+			r.Memory.High = &high
+		}
 		if e.v2Swap {
 			r.Memory.Swap = &swap
 		}
@@ -500,7 +530,7 @@ func (e *Executor) applyV2(tc *taskCgroup, l cgLimits, cpu, share, mem, io, pids
 	return nil
 }
 
-func (e *Executor) applyV1(tc *taskCgroup, l cgLimits, cpu, share, mem, io, pids bool, dev string, pidsSlack int64) error {
+func (e *Executor) applyV1(tc *taskCgroup, l, prev cgLimits, all, cpu, share, mem, io, pids bool, dev string, pidsSlack int64) error {
 	if cpu && tc.dirs.V1["cpu"] != "" {
 		quota, period := int64(-1), uint64(cpuPeriodUS)
 		if l.cpuQuotaUS > 0 {
@@ -517,8 +547,28 @@ func (e *Executor) applyV1(tc *taskCgroup, l cgLimits, cpu, share, mem, io, pids
 		}
 	}
 	if mem && tc.dirs.V1["memory"] != "" {
-		if err := e.setMemoryV1(tc.dirs.V1["memory"], l.memBytes); err != nil {
-			return fmt.Errorf("set memory limit: %w", err)
+		// A hold (task.Limits.MemoryHoldMB) turns the cgroup's OOM killer
+		// off before a lower limit can bite, and back on only after the
+		// limit is raised: turned on while a process waits at the limit,
+		// the kernel kills it (that is how a hold is lifted).
+		dir := tc.dirs.V1["memory"]
+		hold, was := l.memHoldBytes > 0, prev.memHoldBytes > 0
+		if hold && (!was || all) {
+			if err := e.h.write(filepath.Join(dir, "memory.oom_control"), []byte("1")); err != nil {
+				return fmt.Errorf("hold memory (oom_kill_disable): %w", err)
+			}
+		}
+		// Only a limit that changes is written: the kernel refuses
+		// (EBUSY) even the same limit while the cgroup's use is at it.
+		if l.memBytes != prev.memBytes || all {
+			if err := e.setMemoryV1(dir, l.memBytes); err != nil {
+				return fmt.Errorf("set memory limit: %w", err)
+			}
+		}
+		if !hold && (was || all) {
+			if err := e.h.write(filepath.Join(dir, "memory.oom_control"), []byte("0")); err != nil {
+				return fmt.Errorf("lift memory hold (oom_kill_disable): %w", err)
+			}
 		}
 	}
 	if io && tc.dirs.V1["blkio"] != "" {

@@ -223,9 +223,12 @@ type cgLimits struct {
 	cpuQuotaUS int64   // per cpuPeriodUS
 	cpuShare   float64 // cores' worth of weight (0: the default weight)
 	memBytes   int64   // memory (and, where it exists, memory+swap) limit
-	iops       uint64  // read and write operations/s, each
-	pids       int64   // pids.max
-	netMbps    float64 // handed to the NetLimiter
+	// memHoldBytes > 0: held at memBytes, not OOM-killed (task.Limits.
+	// MemoryHoldMB); on v2 memory.max is memHoldBytes, memory.high memBytes.
+	memHoldBytes int64
+	iops         uint64  // read and write operations/s, each
+	pids         int64   // pids.max
+	netMbps      float64 // handed to the NetLimiter
 }
 
 // translate converts l, which must have passed Validate, into cgroup units,
@@ -253,6 +256,9 @@ func translate(l task.Limits) (cgLimits, error) {
 			return c, fmt.Errorf("memory limit %g MB is above the kernel maximum: %w", l.MemoryMB, ErrUnsupportedLimit)
 		}
 		c.memBytes = int64(b)
+		if h := l.MemoryHoldMB * (1 << 20); h > b {
+			c.memHoldBytes = int64(min(h, math.MaxInt64/2-1))
+		}
 	}
 	if l.IOPS > 0 {
 		r := math.Round(l.IOPS)

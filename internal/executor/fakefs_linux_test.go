@@ -307,6 +307,16 @@ func TestFakeV2LimitFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(map[string]string{"cpu.max": "200000 100000", "memory.max": "untouched"})
+	// A hold: throttled at memory.high (the limit), killed only at
+	// memory.max (the hold); lifted, memory.high is max again.
+	if err := p.Update(task.Limits{CPUCores: 2, MemoryMB: 32, MemoryHoldMB: 256, IOPS: 100, Pids: 10}); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]string{"memory.max": "268435456", "memory.high": "33554432"})
+	if err := p.Update(task.Limits{CPUCores: 2, MemoryMB: 300, IOPS: 100, Pids: 10}); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]string{"memory.max": "314572800", "memory.high": "9223372036854775807"})
 	if err := p.Update(task.Limits{}); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +381,7 @@ func TestFakeV1LayoutAndLimits(t *testing.T) {
 	mem := func() []string { // the memory writes since the last call, in order
 		var out []string
 		for _, w := range f.written() {
-			if strings.Contains(w, "limit_in_bytes") {
+			if strings.Contains(w, "limit_in_bytes") || strings.Contains(w, "oom_control") {
 				out = append(out, filepath.Base(w))
 			}
 		}
@@ -399,6 +409,7 @@ func TestFakeV1LayoutAndLimits(t *testing.T) {
 	}
 	// memsw may never drop below the limit: lower the limit first, raise
 	// memsw first.
+	prev := lim
 	for _, step := range []struct {
 		mb   float64
 		want []string
@@ -414,12 +425,46 @@ func TestFakeV1LayoutAndLimits(t *testing.T) {
 		}
 		l := lim
 		l.memBytes = int64(step.mb * (1 << 20))
-		if err := e.applyV1(tc, l, false, false, true, false, false, "", 0); err != nil {
+		if err := e.applyV1(tc, l, prev, false, false, false, true, false, false, "", 0); err != nil {
 			t.Fatal(err)
 		}
 		if got := mem(); !slices.Equal(got, step.want) {
 			t.Errorf("memory %v MB: writes %v, want %v", step.mb, got, step.want)
 		}
+		prev = l
+	}
+	// A hold turns the OOM killer off before the lower limit bites and
+	// back on only after the raise; a hold that only moves writes no
+	// oom_control; lifting it where the limit stays turns the killer on.
+	for _, step := range []struct {
+		mb, hold float64
+		want     []string
+	}{
+		{1024, 0, []string{"memory.limit_in_bytes=1073741824", "memory.memsw.limit_in_bytes=1073741824"}}, // down from -1
+		{64, 1024, []string{"memory.oom_control=1", "memory.limit_in_bytes=67108864", "memory.memsw.limit_in_bytes=67108864"}},
+		{128, 1024, []string{"memory.memsw.limit_in_bytes=134217728", "memory.limit_in_bytes=134217728"}},
+		{1024, 0, []string{"memory.memsw.limit_in_bytes=1073741824", "memory.limit_in_bytes=1073741824", "memory.oom_control=0"}},
+		{64, 1024, []string{"memory.oom_control=1", "memory.limit_in_bytes=67108864", "memory.memsw.limit_in_bytes=67108864"}},
+		{64, 0, []string{"memory.oom_control=0"}}, // the same limit is not written: EBUSY at use
+	} {
+		l, err := translate(task.Limits{MemoryMB: step.mb, MemoryHoldMB: step.hold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.applyLimits(tc, l, prev, false, "", 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := mem(); !slices.Equal(got, step.want) {
+			t.Errorf("memory %v MB, hold %v: writes %v, want %v", step.mb, step.hold, got, step.want)
+		}
+		prev = l
+	}
+	// An adopted cgroup (limits unknown) gets the killer set either way.
+	if err := e.applyLimits(tc, lim, cgLimits{}, true, "8:0", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := mem(); !slices.Contains(got, "memory.oom_control=0") {
+		t.Errorf("adopted without a hold: writes %v, want memory.oom_control=0", got)
 	}
 	if err := e.applyLimits(tc, cgLimits{}, lim, false, "8:0", 0); err != nil {
 		t.Fatal(err)

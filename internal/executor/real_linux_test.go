@@ -266,6 +266,81 @@ func testOOM(t *testing.T, e *Executor) {
 	}
 }
 
+// TestRealMemoryHold: under a hold (task.Limits.MemoryHoldMB) a task that
+// reaches its memory limit is held there by the kernel, not OOM-killed: a
+// raise lets it finish with no kill; lifting the hold without a raise
+// has the kernel kill it (an OOM kill, as without a hold); a kill of a
+// held task is a kill, promptly.
+func TestRealMemoryHold(t *testing.T) { modes(t, testMemoryHold) }
+
+func testMemoryHold(t *testing.T, e *Executor) {
+	// held waits until the kernel holds p at its 32 MB limit: v1 reports
+	// under_oom, v2 counts memory.high events with use at the limit.
+	held := func(t *testing.T, p *Process) {
+		t.Helper()
+		d := p.Cgroups()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if dir := d.V1["memory"]; dir != "" {
+				if b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control")); err == nil && strings.Contains(string(b), "under_oom 1") {
+					return
+				}
+			} else if b, err := os.ReadFile(filepath.Join(d.V2, "memory.events")); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					if f := strings.Fields(l); len(f) == 2 && f[0] == "high" && f[1] != "0" {
+						return
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatal("the task was not held at its limit within 30 s")
+	}
+	hold := task.Limits{MemoryMB: 32, MemoryHoldMB: 512}
+	t.Run("raised", func(t *testing.T) {
+		o := helperOpts(t, "hold-raise", "alloc:128")
+		o.Limits = hold
+		p := start(t, e, o)
+		held(t, p)
+		if err := p.Update(task.Limits{MemoryMB: 512}); err != nil {
+			t.Fatal(err)
+		}
+		x := waitWithin(t, p, 30*time.Second)
+		if x.Code != 0 || x.OOMKills != 0 {
+			t.Fatalf("exit = %+v (%v), want 0 and no OOM kill: the held task did not go on after the raise", x, x)
+		}
+		if out := readLog(t, o.LogDir, "stdout.log"); !strings.Contains(out, "done 128") {
+			t.Errorf("stdout = %q, want done 128", out)
+		}
+	})
+	t.Run("lifted", func(t *testing.T) {
+		o := helperOpts(t, "hold-lift", "alloc:128")
+		o.Limits = hold
+		p := start(t, e, o)
+		held(t, p)
+		if err := p.Update(task.Limits{MemoryMB: 32}); err != nil {
+			t.Fatal(err)
+		}
+		x := waitWithin(t, p, 30*time.Second)
+		if !x.OOMKilled || x.OOMKills < 1 || x.Killed {
+			t.Fatalf("exit = %+v (%v), want an OOM kill once the hold is lifted", x, x)
+		}
+	})
+	t.Run("killed", func(t *testing.T) {
+		o := helperOpts(t, "hold-kill", "alloc:128")
+		o.Limits = hold
+		p := start(t, e, o)
+		held(t, p)
+		if err := p.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		x := waitWithin(t, p, 10*time.Second)
+		if !x.Killed || x.OOMKilled {
+			t.Fatalf("exit = %+v (%v), want Killed, not an OOM kill", x, x)
+		}
+	})
+}
+
 func TestRealMemoryChargedToTask(t *testing.T) {
 	e := newReal(t, Config{})
 	o := helperOpts(t, "charge", "alloc:48")

@@ -42,9 +42,20 @@ type Limits struct {
 	// use idle CPU beyond it.
 	CPUShare float64 `json:"cpu_share,omitempty"`
 	MemoryMB float64 `json:"memory_mb"` // MiB
-	IOPS     float64 `json:"iops"`      // read and write ops/s, each
-	NetMbps  float64 `json:"net_mbps"`  // megabits/s, each direction
-	Pids     int64   `json:"pids,omitempty"`
+	// MemoryHoldMB, when above MemoryMB, says that a task reaching its
+	// memory limit is held there, not OOM-killed, until the limit is
+	// raised or the hold lifted: the scheduler sets it while it has lowered
+	// a task's limit under what the task's history says it may need, so a
+	// task that grows back sooner than its curve said waits for the raise
+	// instead of dying for the scheduler's guess. On cgroup v1 the memory
+	// controller's OOM killer is off for the task (memory.oom_control
+	// oom_kill_disable: a process that cannot be charged waits in the
+	// kernel); on v2, which has no such switch, memory.high is MemoryMB
+	// (the kernel throttles the task there) and memory.max MemoryHoldMB.
+	MemoryHoldMB float64 `json:"memory_hold_mb,omitempty"`
+	IOPS         float64 `json:"iops"`     // read and write ops/s, each
+	NetMbps      float64 `json:"net_mbps"` // megabits/s, each direction
+	Pids         int64   `json:"pids,omitempty"`
 }
 
 // IsZero reports whether no limit is set.
@@ -55,7 +66,7 @@ func (l Limits) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"cpu", l.CPUCores}, {"cpu share", l.CPUShare}, {"memory", l.MemoryMB}, {"iops", l.IOPS}, {"net-mbps", l.NetMbps}} {
+	}{{"cpu", l.CPUCores}, {"cpu share", l.CPUShare}, {"memory", l.MemoryMB}, {"memory hold", l.MemoryHoldMB}, {"iops", l.IOPS}, {"net-mbps", l.NetMbps}} {
 		if f.v < 0 || f.v != f.v || f.v > 1e12 {
 			return fmt.Errorf("%s limit %v is out of range", f.name, f.v)
 		}
