@@ -151,8 +151,12 @@ func printSched(g *globals, t *api.Task) {
 		fmt.Fprintln(w, "\n  allocations")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, a := range t.Allocations {
+			mem := fmtLimit(a.Limits.MemoryMB, "MB")
+			if a.Limits.MemoryHoldMB > 0 {
+				mem += fmt.Sprintf(" (held, needs up to %.0f)", a.Limits.MemoryHoldMB)
+			}
 			fmt.Fprintf(tw, "  %s\t%s\tcpu %s\tmemory %s\tsoft %.0f MB\t%s\n", a.Time.Format("15:04:05.000"), a.Reason,
-				fmtLimit(a.Limits.CPUCores, "cores"), fmtLimit(a.Limits.MemoryMB, "MB"), a.SoftMemoryMB, a.Detail)
+				fmtLimit(a.Limits.CPUCores, "cores"), mem, a.SoftMemoryMB, a.Detail)
 		}
 		tw.Flush()
 	}

@@ -281,7 +281,27 @@ func (s *Scheduler) enforced(e *entry) task.Limits {
 	if !s.cfg.Enforce[resource.CPU] {
 		out.CPUCores, out.CPUShare = c.CPUCores, 0
 	}
+	out.MemoryHoldMB = s.holdMB(e, out.MemoryMB)
 	return out
+}
+
+// holdMB is the memory hold of e under a limit of mb (Config.MemoryHoldFor):
+// what its curve's upper peak needs, within its own cap and the node,
+// when that is above mb; else 0. A task without a curve, one whose hold
+// was lifted, or one whose limits the monitor does not move, has none.
+func (s *Scheduler) holdMB(e *entry, mb float64) float64 {
+	m := resource.Memory
+	if s.cfg.MemoryHoldFor < 0 || s.cfg.Static || !s.cfg.Enforce[m] || e.loose || e.holdOff || mb <= 0 {
+		return 0
+	}
+	h := min(max(s.memRoom(e.peakHi[m]), e.floorMB), s.capv[m])
+	if c := e.t.Cap.MemoryMB; c > 0 {
+		h = min(h, c)
+	}
+	if h <= mb*(1+1e-6) {
+		return 0
+	}
+	return h
 }
 
 // record logs a change of e's allocation: what its cgroup now has

@@ -92,6 +92,9 @@ func runScript(t *testing.T, src string) []byte {
 		if l.CPUShare > 0 {
 			s = fmt.Sprintf("share=%.3g %s", l.CPUShare, s)
 		}
+		if l.MemoryHoldMB > 0 {
+			s = fmt.Sprintf("%s hold=%.4g", s, l.MemoryHoldMB)
+		}
 		return s
 	}
 	for n, line := range strings.Split(src, "\n") {
@@ -193,6 +196,9 @@ func runScript(t *testing.T, src string) []byte {
 			// What a real cgroup allows: over its memory limit the task is
 			// OOM-killed, not observed.
 			used, oom := ex.real(f[1], vec(num("cpu"), num("mem")))
+			if want := num("mem"); used[resource.Memory] < want {
+				fmt.Fprintf(&out, "%s held at its %.4g MB limit (it would use %.4g MB)\n", f[1], used[resource.Memory], want)
+			}
 			if oom {
 				fmt.Fprintf(&out, "%s OOM-killed: %.4g MB over its %.4g MB limit\n", f[1], used[resource.Memory], ex.limits[f[1]].MemoryMB)
 				r, err := s.Finish(f[1], Outcome{OOMKilled: true})

@@ -73,14 +73,20 @@ func (f *fakeExec) Update(id string, l task.Limits) error {
 func (f *fakeExec) started(st Start) { f.limits[st.ID] = st.Limits }
 
 // real holds use u of task id to what its cgroup allows: CPU over a quota
-// is throttled to it; oom says memory is over the limit — the kernel would
-// OOM-kill the task.
+// is throttled to it; memory over the limit is held at the limit under a
+// memory hold (the kernel keeps the task waiting there: v1, the stricter
+// of the two), else oom says the kernel would OOM-kill the task.
 func (f *fakeExec) real(id string, u resource.Vector) (_ resource.Vector, oom bool) {
 	l := f.limits[id]
 	if l.CPUCores > 0 {
 		u[resource.CPU] = min(u[resource.CPU], l.CPUCores)
 	}
-	return u, l.MemoryMB > 0 && u[resource.Memory] > l.MemoryMB
+	over := l.MemoryMB > 0 && u[resource.Memory] > l.MemoryMB
+	if over && l.MemoryHoldMB > l.MemoryMB {
+		u[resource.Memory] = l.MemoryMB
+		return u, false
+	}
+	return u, over
 }
 
 func (f *fakeExec) SetSoftMemory(id string, mb float64) error {

@@ -94,6 +94,7 @@ func (s *Scheduler) Observe(id string, o Observation) (bool, error) {
 		return false, nil
 	}
 	changed, err := s.adjust(e, o, now)
+	s.holdCheck(e, o.Used[resource.Memory], now)
 	s.replanCPU(e, now)
 	s.pressure(now)
 	s.contention(now)
@@ -109,6 +110,7 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 	old := e.limits.Vector()
 	want := old
 	up := false
+	heldBefore := e.enf.MemoryHoldMB > 0
 	if s.cfg.Enforce[resource.Memory] {
 		m := resource.Memory
 		use := o.Used[m]
@@ -138,6 +140,9 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 		need := s.memRoom(max(curveHi, use, ahead, grow))
 		if use >= s.cfg.GuardFrac*old[m] {
 			need = max(need, s.memRoom(use)/s.cfg.GuardFrac)
+			// Held at a limit under what its history needs (it grows
+			// back sooner than its curve said): all of that, at once.
+			need = max(need, e.enf.MemoryHoldMB)
 		}
 		e.memNeed = need
 		switch {
@@ -217,6 +222,11 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 		e.enf, changed = enf, true
 	}
 	softApplied := false
+	if heldBefore && e.enf.MemoryHoldMB == 0 && e.soft > 0 {
+		// A v2 hold ended gave memory.high, where the soft limit lives,
+		// back to "max": write the soft limit again.
+		e.soft = -1
+	}
 	if soft := e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[m]; soft > 0 && !e.loose && !e.throttled {
 		if ns := min(max(soft, e.floorMB), want[m]); ns != e.soft {
 			e.soft = ns
@@ -237,6 +247,53 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 		s.makeRoom(e, now)
 	}
 	return changed, nil
+}
+
+// holdCheck lifts e's memory hold once e has pressed its held limit
+// (use at GuardFrac of it) for MemoryHoldFor without a raise
+// (Config.MemoryHoldFor): the kernel's OOM killer then decides.
+func (s *Scheduler) holdCheck(e *entry, use float64, now time.Time) {
+	if e.enf.MemoryHoldMB == 0 || use < s.cfg.GuardFrac*e.enf.MemoryMB {
+		e.heldSince = time.Time{}
+		return
+	}
+	if e.heldSince.IsZero() {
+		e.heldSince = now
+		return
+	}
+	if now.Sub(e.heldSince) >= s.cfg.MemoryHoldFor {
+		s.liftHold(e, now, fmt.Sprintf("for %v with no room to raise it", now.Sub(e.heldSince).Round(time.Millisecond)))
+	}
+}
+
+// pressing reports whether e is held at its memory limit (holdCheck).
+func pressing(e *entry) bool { return e.enf.MemoryHoldMB > 0 && !e.heldSince.IsZero() }
+
+// liftHold lifts e's memory hold for the rest of its run; the kernel's OOM
+// killer decides what happens at its limit, and an OOM kill is retried
+// larger (an eviction would start it again at the same size, to be held
+// and evicted again). It reports whether the cgroup took the change.
+func (s *Scheduler) liftHold(e *entry, now time.Time, why string) bool {
+	was := e.enf.MemoryHoldMB
+	e.holdOff = true
+	enf := s.enforced(e)
+	if s.cfg.Executor != nil {
+		if err := s.cfg.Executor.Update(e.t.ID, enf); err != nil {
+			e.holdOff = false
+			s.cfg.Log.Warn("lift memory hold", "task", e.t.ID, "err", err)
+			return false
+		}
+	}
+	e.enf = enf
+	e.heldSince = time.Time{}
+	softApplied := false
+	if sl, ok := s.cfg.Executor.(SoftLimiter); ok && e.soft > 0 {
+		// v2 keeps the soft limit in memory.high, which the hold had.
+		softApplied = sl.SetSoftMemory(e.t.ID, e.soft) == nil
+	}
+	s.record(e, now, ReasonHoldLifted, fmt.Sprintf("held at its %.0f MB limit %s to %.0f MB: the kernel's OOM killer decides",
+		e.enf.MemoryMB, why, was), softApplied)
+	return true
 }
 
 // reclaimPad is what reclaim takes over a shortfall, in MB: more than
@@ -604,6 +661,10 @@ func (s *Scheduler) pressure(now time.Time) {
 	for range len(s.tasks) {
 		v := s.victim(int(^uint(0)>>1), nil, now)
 		if v == nil {
+			return
+		}
+		if pressing(v) && s.liftHold(v, now, "under node memory pressure ("+why+"), with no room to raise it") {
+			s.lastPress = now
 			return
 		}
 		if sl, ok := s.cfg.Executor.(SoftLimiter); ok && !v.throttled && !v.loose {

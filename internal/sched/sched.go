@@ -35,6 +35,7 @@ const (
 	ReasonUnthrottle = "unthrottle"  // pressure over: the soft memory limit is back at the prediction
 	ReasonEvict      = "evict"       // killed to relieve memory pressure: requeued
 	ReasonRelease    = "release"     // ended: everything returned to the pool
+	ReasonHoldLifted = "hold_lifted" // held at its memory limit too long with no room: the kernel may OOM-kill it
 	ReasonLost       = "lost"        // the run was lost (no exit status): requeued as it was
 )
 
@@ -231,6 +232,7 @@ const (
 	DefaultMemSlackMB       = 64
 	DefaultContentionCheck  = 5 * time.Second
 	DefaultWideStretch      = 2
+	DefaultMemoryHoldFor    = 10 * time.Second
 )
 
 // Config configures a Scheduler. Zero fields take the defaults above.
@@ -307,6 +309,18 @@ type Config struct {
 	// PressureFrac − 0.1 the throttled tasks get their soft limits back.
 	PressureFrac     float64
 	PressureCooldown time.Duration
+	// MemoryHoldFor: while a task's memory limit is under what its
+	// curve's upper peak needs (the limit follows the curve down, or
+	// starts below a later peak), its cgroup holds it at the limit rather
+	// than OOM-kill it (task.Limits.MemoryHoldMB): history knew the task
+	// may need that much, and a kill would be for the scheduler's timing,
+	// not for the task. A held task (use at GuardFrac of its limit) is
+	// raised to that need at once, with the node's slack and evictions as
+	// for any raise. One the node cannot raise for MemoryHoldFor has its
+	// hold lifted: the kernel's OOM killer decides, and an OOM kill is
+	// retried larger as usual (no deadlock of held tasks waiting on each
+	// other). Default DefaultMemoryHoldFor; negative: no holds.
+	MemoryHoldFor time.Duration
 	// AgeStep: a queued task's effective priority grows by one per AgeStep
 	// of waiting (no starvation under Replan).
 	AgeStep time.Duration
@@ -376,6 +390,9 @@ func (c *Config) validate() error {
 		if *x.p < 0 {
 			return fmt.Errorf("sched: negative duration %v", *x.p)
 		}
+	}
+	if c.MemoryHoldFor == 0 {
+		c.MemoryHoldFor = DefaultMemoryHoldFor
 	}
 	fracs := []struct {
 		p *float64
@@ -476,6 +493,10 @@ type entry struct {
 	cpuAvg   float64   // CPU use, smoothed (EWMA)
 	cpuSecs  float64   // CPU-seconds used so far (measured)
 	predSecs float64   // CPU-seconds its curve predicts so far
+	// holdOff: the memory hold was lifted for this run (MemoryHoldFor);
+	// heldSince: when the task began pressing a held limit (zero: not).
+	holdOff   bool
+	heldSince time.Time
 	// cutStep and cutCPU: the curve step whose rest was last replanned
 	// lower in the ledger (stepLeft), and the CPU it was replanned at;
 	// cutStep −1: none.
