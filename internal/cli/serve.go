@@ -113,6 +113,7 @@ the same state directory picks them up.`,
 	fl.IntVar(&cfg.Sched.PlanDepth, "plan-depth", 0, "queued tasks, in priority order, that hold soft reservations; the rest are planned as these leave (default 512)")
 	fl.IntVar(&cfg.Sched.RetryLimit, "oom-retries", 0, "most requeues of an OOM-killed task with a larger estimate (default 16: until no larger limit fits the node; negative: none)")
 	fl.Float64Var(&cfg.Sched.WideStretch, "wide-stretch", 0, "a task predicted to use more than one core starts on a free core and is counted at its use / this, at least one core (default 2; 1: wait for its whole width)")
+	fl.DurationVar(&cfg.Sched.MemoryHold, "memory-hold", 0, "a task whose memory limit followed its curve down under its history's peak is held at the limit, not OOM-killed, and raised; this long without room, the kernel decides (default 10s; negative: no holds)")
 	fl.Float64Var(&cfg.CPUOvercommit, "cpu-overcommit", daemon.DefaultCPUOvercommit, "start tasks while their predicted CPU use fits this many times the cores (predict policy)")
 	fl.StringVar(&cfg.SocketGroup, "socket-group", "", "let this group (name or gid) use the socket too (mode 0660)")
 	fl.StringVar(&cpu, "cpu", "", "CPU cores tasks may reserve (default: the machine minus the reserve)")

@@ -53,6 +53,11 @@ type SchedConfig struct {
 	// so it starts on a free core instead of waiting for its whole width
 	// (sched.Config.WideStretch; default 2, 1: full width).
 	WideStretch float64
+	// MemoryHold: how long a task held at a memory limit lowered under
+	// its history's need waits for a raise before the kernel's OOM killer
+	// decides (sched.Config.MemoryHoldFor; default 10 s, negative: no
+	// holds, a task over a lowered limit is OOM-killed and retried).
+	MemoryHold time.Duration
 }
 
 // modelsDir holds the persisted models, models-NNNNNN.bin, newest highest,
@@ -119,7 +124,8 @@ func newPredictPolicy(capacity resource.Vector, ctl Control, st *store.Store, st
 	base, err := newSchedPolicy(PolicyPredict, capacity, ctl, sched.Config{
 		Predictor: enginePredictor{eng, &p.planned}, CommitWindow: sc.CommitWindow, MonitorWindow: sc.MonitorWindow,
 		RetryLimit: sc.RetryLimit, PlanDepth: sc.PlanDepth, BurstWindow: sc.BurstWindow, WideStretch: sc.WideStretch,
-		MinCPU: 0.1, // a task's own start-up (page faults, runtime init) needs more than a sliver
+		MemoryHoldFor: sc.MemoryHold,
+		MinCPU:        0.1, // a task's own start-up (page faults, runtime init) needs more than a sliver
 	}, log)
 	if err != nil {
 		return nil, err
