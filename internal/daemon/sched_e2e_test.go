@@ -276,6 +276,61 @@ func TestSchedOOMRequeue(t *testing.T) {
 	}
 }
 
+// TestSchedHoldRegrowth: a task whose history says its 300 MB peak is
+// over after 2 s has its limit follow the curve down; this run maps its
+// 300 MB again 3 s later (the same signature: what changed is outside
+// it). Its cgroup holds it at the lowered limit and the monitor raises it
+// to the history's need: it succeeds with no OOM kill and no retry (the
+// 2026-12-05 mix's hold_1500m, which was OOM-killed so).
+func TestSchedHoldRegrowth(t *testing.T) {
+	needDaemon(t)
+	e := newEnv(t, append([]string{"--memory", "650M", "--env-deny", "SHAPE"}, schedArgs...)...)
+	e.start()
+	c := e.client()
+	ctx := ctxT(t, 90*time.Second)
+	shaped := func(shape string) api.SubmitRequest {
+		r := spec("/bin/sh", "-c", `exec "$PRESCIENT" workload --quiet "$SHAPE"`)
+		r.Spec.Env = append(r.Spec.Env, "PRESCIENT="+bin, "SHAPE="+shape)
+		r.Requests = &api.Limits{CPUCores: 0.1, MemoryMB: 400}
+		return r
+	}
+	hist := make([]api.SubmitRequest, 3)
+	for i := range hist {
+		hist[i] = shaped("2s:mem=300;5s:mem=20")
+	}
+	for _, final := range runAll(t, ctx, c, hist...) {
+		if final.State != api.StateSucceeded {
+			t.Fatalf("history run %s: %s (%s)", final.ID, final.State, final.Error)
+		}
+	}
+	tk, err := c.Submit(ctx, shaped("2s:mem=300;3s:mem=20;2s:mem=300"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := c.Wait(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range final.Allocations {
+		t.Logf("  %s %s mem=%.0f hold=%.0f %s", a.Time.Format("05.000"), a.Reason, a.Limits.MemoryMB, a.Limits.MemoryHoldMB, a.Detail)
+	}
+	if final.State != api.StateSucceeded || final.Retries != 0 || final.OOMKilled {
+		t.Fatalf("final = %s retries=%d oom=%v (%s); want succeeded with no OOM kill", final.State, final.Retries, final.OOMKilled, final.Error)
+	}
+	// The test shows the hold only if the limit did come down under the
+	// second peak, with a hold, before that peak: else it proves nothing.
+	lowered := false
+	for _, a := range final.Allocations {
+		if a.Limits.MemoryHoldMB > 0 && a.Limits.MemoryMB > 0 && a.Limits.MemoryMB < 200 {
+			lowered = true
+		}
+		if lowered && a.Reason == "adjust_up" && a.Limits.MemoryMB >= 300 {
+			return
+		}
+	}
+	t.Fatalf("no step down under 200 MB with a hold followed by a raise to ≥ 300 MB: %v", reasons(final.Allocations))
+}
+
 // TestSchedTrainsModels: the background trainer refits the sequence models
 // once runs have finished, persists them as a version under
 // <state>/models/, and a restarted daemon serves that version.
