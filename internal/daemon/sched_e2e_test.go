@@ -149,6 +149,17 @@ func TestSchedRaisesMemoryAhead(t *testing.T) {
 	}
 }
 
+// shapedTask runs `prescient workload SHAPE` with SHAPE in the
+// environment: a daemon started with --env-deny SHAPE keeps it out of the
+// signature, so runs of different shapes share one history (as when a
+// job's data changes outside what its signature sees).
+func shapedTask(shape string, cpu, memMB float64) api.SubmitRequest {
+	r := spec("/bin/sh", "-c", `exec "$PRESCIENT" workload --quiet "$SHAPE"`)
+	r.Spec.Env = append(r.Spec.Env, "PRESCIENT="+bin, "SHAPE="+shape)
+	r.Requests = &api.Limits{CPUCores: cpu, MemoryMB: memMB}
+	return r
+}
+
 // TestSchedOOMRequeue: a task whose run outgrows its history (the same
 // signature: what changed is outside it, as when a job's data grows) hits
 // its limit while the node's memory is held by another task, so the raise
@@ -169,12 +180,7 @@ func TestSchedOOMRequeue(t *testing.T) {
 	e.start()
 	c := e.client()
 	ctx := ctxT(t, 120*time.Second)
-	shaped := func(shape string) api.SubmitRequest {
-		r := spec("/bin/sh", "-c", `exec "$PRESCIENT" workload --quiet "$SHAPE"`)
-		r.Spec.Env = append(r.Spec.Env, "PRESCIENT="+bin, "SHAPE="+shape)
-		r.Requests = &api.Limits{CPUCores: 0.5, MemoryMB: 350}
-		return r
-	}
+	shaped := func(shape string) api.SubmitRequest { return shapedTask(shape, 0.5, 350) }
 	hist := make([]api.SubmitRequest, 3)
 	for i := range hist {
 		hist[i] = shaped("3s:mem=50")
@@ -288,22 +294,16 @@ func TestSchedHoldRegrowth(t *testing.T) {
 	e.start()
 	c := e.client()
 	ctx := ctxT(t, 90*time.Second)
-	shaped := func(shape string) api.SubmitRequest {
-		r := spec("/bin/sh", "-c", `exec "$PRESCIENT" workload --quiet "$SHAPE"`)
-		r.Spec.Env = append(r.Spec.Env, "PRESCIENT="+bin, "SHAPE="+shape)
-		r.Requests = &api.Limits{CPUCores: 0.1, MemoryMB: 400}
-		return r
-	}
 	hist := make([]api.SubmitRequest, 3)
 	for i := range hist {
-		hist[i] = shaped("2s:mem=300;5s:mem=20")
+		hist[i] = shapedTask("2s:mem=300;5s:mem=20", 0.1, 400)
 	}
 	for _, final := range runAll(t, ctx, c, hist...) {
 		if final.State != api.StateSucceeded {
 			t.Fatalf("history run %s: %s (%s)", final.ID, final.State, final.Error)
 		}
 	}
-	tk, err := c.Submit(ctx, shaped("2s:mem=300;3s:mem=20;2s:mem=300"))
+	tk, err := c.Submit(ctx, shapedTask("2s:mem=300;3s:mem=20;2s:mem=300", 0.1, 400))
 	if err != nil {
 		t.Fatal(err)
 	}

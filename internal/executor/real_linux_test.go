@@ -296,12 +296,17 @@ func testMemoryHold(t *testing.T, e *Executor) {
 		}
 		t.Fatal("the task was not held at its limit within 30 s")
 	}
-	hold := task.Limits{MemoryMB: 32, MemoryHoldMB: 512}
-	t.Run("raised", func(t *testing.T) {
-		o := helperOpts(t, "hold-raise", "alloc:128")
-		o.Limits = hold
+	// heldTask starts a task that wants 128 MB under a 32 MB limit held to
+	// 512 and waits until the kernel holds it.
+	heldTask := func(t *testing.T, id string) (*Process, StartOptions) {
+		o := helperOpts(t, id, "alloc:128")
+		o.Limits = task.Limits{MemoryMB: 32, MemoryHoldMB: 512}
 		p := start(t, e, o)
 		held(t, p)
+		return p, o
+	}
+	t.Run("raised", func(t *testing.T) {
+		p, o := heldTask(t, "hold-raise")
 		if err := p.Update(task.Limits{MemoryMB: 512}); err != nil {
 			t.Fatal(err)
 		}
@@ -314,10 +319,7 @@ func testMemoryHold(t *testing.T, e *Executor) {
 		}
 	})
 	t.Run("lifted", func(t *testing.T) {
-		o := helperOpts(t, "hold-lift", "alloc:128")
-		o.Limits = hold
-		p := start(t, e, o)
-		held(t, p)
+		p, _ := heldTask(t, "hold-lift")
 		if err := p.Update(task.Limits{MemoryMB: 32}); err != nil {
 			t.Fatal(err)
 		}
@@ -327,10 +329,7 @@ func testMemoryHold(t *testing.T, e *Executor) {
 		}
 	})
 	t.Run("killed", func(t *testing.T) {
-		o := helperOpts(t, "hold-kill", "alloc:128")
-		o.Limits = hold
-		p := start(t, e, o)
-		held(t, p)
+		p, _ := heldTask(t, "hold-kill")
 		if err := p.Kill(); err != nil {
 			t.Fatal(err)
 		}

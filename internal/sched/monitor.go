@@ -249,11 +249,13 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 	return changed, nil
 }
 
-// holdCheck lifts e's memory hold once e has pressed its held limit
-// (use at GuardFrac of it) for MemoryHoldFor without a raise
-// (Config.MemoryHoldFor): the kernel's OOM killer then decides.
+// holdCheck lifts e's memory hold once the kernel has held e at its limit
+// (its working set at the limit, within heldSlackMB or heldSlackFrac of
+// it: a task nearing its limit is raised by adjust, not timed here) for
+// MemoryHoldFor without a raise (Config.MemoryHoldFor): the kernel's OOM
+// killer then decides.
 func (s *Scheduler) holdCheck(e *entry, use float64, now time.Time) {
-	if e.enf.MemoryHoldMB == 0 || use < s.cfg.GuardFrac*e.enf.MemoryMB {
+	if l := e.enf.MemoryMB; e.enf.MemoryHoldMB == 0 || use < l-max(heldSlackMB, heldSlackFrac*l) {
 		e.heldSince = time.Time{}
 		return
 	}
@@ -266,14 +268,20 @@ func (s *Scheduler) holdCheck(e *entry, use float64, now time.Time) {
 	}
 }
 
+// A task is held at its limit when its working set is within this of it
+// (the kernel reclaims a held cgroup's page cache first).
+const (
+	heldSlackMB   = 4
+	heldSlackFrac = 0.02
+)
+
 // pressing reports whether e is held at its memory limit (holdCheck).
 func pressing(e *entry) bool { return e.enf.MemoryHoldMB > 0 && !e.heldSince.IsZero() }
 
 // liftHold lifts e's memory hold for the rest of its run; the kernel's OOM
 // killer decides what happens at its limit, and an OOM kill is retried
-// larger (an eviction would start it again at the same size, to be held
-// and evicted again). It reports whether the cgroup took the change.
-func (s *Scheduler) liftHold(e *entry, now time.Time, why string) bool {
+// larger. A refused update leaves the hold on, to be tried again.
+func (s *Scheduler) liftHold(e *entry, now time.Time, why string) {
 	was := e.enf.MemoryHoldMB
 	e.holdOff = true
 	enf := s.enforced(e)
@@ -281,7 +289,7 @@ func (s *Scheduler) liftHold(e *entry, now time.Time, why string) bool {
 		if err := s.cfg.Executor.Update(e.t.ID, enf); err != nil {
 			e.holdOff = false
 			s.cfg.Log.Warn("lift memory hold", "task", e.t.ID, "err", err)
-			return false
+			return
 		}
 	}
 	e.enf = enf
@@ -293,7 +301,6 @@ func (s *Scheduler) liftHold(e *entry, now time.Time, why string) bool {
 	}
 	s.record(e, now, ReasonHoldLifted, fmt.Sprintf("held at its %.0f MB limit %s to %.0f MB: the kernel's OOM killer decides",
 		e.enf.MemoryMB, why, was), softApplied)
-	return true
 }
 
 // reclaimPad is what reclaim takes over a shortfall, in MB: more than
@@ -663,8 +670,11 @@ func (s *Scheduler) pressure(now time.Time) {
 		if v == nil {
 			return
 		}
-		if pressing(v) && s.liftHold(v, now, "under node memory pressure ("+why+"), with no room to raise it") {
-			s.lastPress = now
+		if pressing(v) {
+			// Held at its limit, it does not grow; evicted, it would
+			// start again at the same size to be held again. Its hold
+			// decides (holdCheck): raised when room comes within
+			// MemoryHoldFor, else OOM-killed and retried larger.
 			return
 		}
 		if sl, ok := s.cfg.Executor.(SoftLimiter); ok && !v.throttled && !v.loose {
