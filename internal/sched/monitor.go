@@ -222,13 +222,11 @@ func (s *Scheduler) adjust(e *entry, o Observation, now time.Time) (bool, error)
 		e.enf, changed = enf, true
 	}
 	softApplied := false
-	if heldBefore && e.enf.MemoryHoldMB == 0 && e.soft > 0 {
-		// A v2 hold ended gave memory.high, where the soft limit lives,
-		// back to "max": write the soft limit again.
-		e.soft = -1
-	}
+	// A v2 hold that ended gave memory.high, where the soft limit lives,
+	// back to "max": the soft limit is written again.
+	resoft := heldBefore && e.enf.MemoryHoldMB == 0
 	if soft := e.curve.Window(elapsed, s.cfg.MonitorWindow, false)[m]; soft > 0 && !e.loose && !e.throttled {
-		if ns := min(max(soft, e.floorMB), want[m]); ns != e.soft {
+		if ns := min(max(soft, e.floorMB), want[m]); ns != e.soft || resoft {
 			e.soft = ns
 			if sl, ok := s.cfg.Executor.(SoftLimiter); ok {
 				softApplied = sl.SetSoftMemory(e.t.ID, e.soft) == nil
