@@ -154,5 +154,10 @@ func marginOf(fc Forecaster, ratios []float64, sc Scoring, share float64) (float
 	if kind == Multiplicative {
 		return q - 1, nil
 	}
-	return q, nil
+	// A spread margin under −1 (the quantile falls more than the spread
+	// below the median: a model that over-predicts) is served as −1, the
+	// least the engine and a persisted model accept: measured, a GRU
+	// trained on one short run calibrated to −1.68, and the daemon that
+	// trained it refused to load the model after a restart.
+	return max(q, -1), nil
 }

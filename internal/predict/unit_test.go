@@ -141,3 +141,18 @@ func TestFeaturizerUnitFree(t *testing.T) {
 		}
 	}
 }
+
+// TestMarginOfSpreadFloor: a spread margin is never under −1, the least
+// the engine and a persisted model accept (an over-predicting model's
+// quantile can fall further below its median).
+func TestMarginOfSpreadFloor(t *testing.T) {
+	ratios := []float64{-3, -2.5, -2, -1.9, -1.8, -1.7, -1.6, -1.5, -1.4, -1.3}
+	m, err := marginOf(&Envelope{}, ratios, Scoring{First: 0, Tail: 1}, 0.1)
+	if err != nil || m != -1 {
+		t.Fatalf("margin %v, %v; want -1", m, err)
+	}
+	m, err = marginOf(&Envelope{}, []float64{-0.5, 0.2, 0.4}, Scoring{First: 0, Tail: 1}, 0.4)
+	if err != nil || m != 0.2 {
+		t.Fatalf("margin %v, %v; want 0.2", m, err)
+	}
+}
