@@ -183,6 +183,7 @@ const (
 	ReasonCapacity                // a step needs more than the node's capacity
 	ReasonCommitted               // a step needs more than capacity minus the hard allocations
 	ReasonHorizon                 // no room before the calendar's horizon ends (or the curve is longer than it)
+	ReasonBusy                    // FitsAtShape: a step collides at the asked start with what the calendar holds
 )
 
 func (r Reason) String() string {
@@ -195,6 +196,8 @@ func (r Reason) String() string {
 		return "exceeds capacity left by committed allocations"
 	case ReasonHorizon:
 		return "no room within the horizon"
+	case ReasonBusy:
+		return "collides with the calendar"
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
@@ -605,25 +608,77 @@ func floorDiv(a, b int64) int64 {
 // offending slot t, no start before (t+1)·width − off_k can avoid t, so the
 // search jumps there. Starts only ever move forward, and the first start
 // with no conflict is the earliest.
-func (l *Ledger) search(sh *shape, from int64) Fit {
+// bounds is what is left of the capacity beside the hard allocations,
+// and whether every step of sh fits under it at all (if not, the Fit says
+// which step and dimension). The per-step checks only find the step to
+// name: a peak under the bound needs none of them.
+func (l *Ledger) bounds(sh *shape) (qvec, Fit, bool) {
 	left := l.capq.sub(l.flat)
-	// The per-step checks below only find the step to name: a peak under
-	// the bound needs none of them.
 	if sh.peak.firstOver(l.capq) >= 0 {
 		for k := range sh.sized {
 			if d := sh.sized[k].firstOver(l.capq); d >= 0 {
-				return Fit{Reason: ReasonCapacity, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, capacity is %g",
-					k, d, sh.sized[k].vector()[d], l.capq.vector()[d])}
+				return left, Fit{Reason: ReasonCapacity, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, capacity is %g",
+					k, d, sh.sized[k].vector()[d], l.capq.vector()[d])}, false
 			}
 		}
 	}
 	if sh.peak.firstOver(left) >= 0 {
 		for k := range sh.sized {
 			if d := sh.sized[k].firstOver(left); d >= 0 {
-				return Fit{Reason: ReasonCommitted, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, %g left beside committed allocations",
-					k, d, sh.sized[k].vector()[d], max(left.vector()[d], 0))}
+				return left, Fit{Reason: ReasonCommitted, Dim: d, Detail: fmt.Sprintf("step %d needs %s %g, %g left beside committed allocations",
+					k, d, sh.sized[k].vector()[d], max(left.vector()[d], 0))}, false
 			}
 		}
+	}
+	return left, Fit{}, true
+}
+
+// fitsAt answers whether sh fits started at s (ns), without looking for a
+// later start: at most a range check or two on the calendar when the
+// node is lightly used or plainly full, a check per step only in between.
+// A scheduler's filter asks this of every node it tries, where the full
+// search's walk over a busy calendar would be spent on nodes it does not
+// choose.
+func (l *Ledger) fitsAt(sh *shape, s int64) Fit {
+	left, f, ok := l.bounds(sh)
+	if !ok {
+		return f
+	}
+	w := l.width
+	s = max(s, l.cal.origin*w)
+	end := l.cal.end() * w
+	if s+sh.total > end {
+		return Fit{Reason: ReasonHorizon, Detail: fmt.Sprintf("curve started at %s ends after the horizon, at %s",
+			time.Unix(0, s).UTC().Format(time.RFC3339), time.Unix(0, end).UTC().Format(time.RFC3339))}
+	}
+	ok1 := Fit{OK: true, Start: time.Unix(0, s), End: time.Unix(0, s+sh.total)}
+	first, last := floorDiv(s, w), floorDiv(s+sh.total-1, w)
+	// The peak beside the busiest slot of the window, then of the span.
+	if l.cal.mx[1].add(sh.peak).firstOver(left) < 0 || l.cal.lastOver(first, last, left.sub(sh.peak)) < 0 {
+		return ok1
+	}
+	// The reason is not formatted: a scheduler's filter meets many such
+	// nodes for a pod and keeps none of the details (EarliestFitShape
+	// says when it would fit).
+	busy := Fit{Reason: ReasonBusy, Detail: "a step collides with what the calendar holds at that time"}
+	// A slot over capacity − hard − the smallest step collides with
+	// whichever step covers it.
+	if l.cal.lastOver(first, last, left.sub(sh.least)) >= 0 {
+		return busy
+	}
+	for k := range sh.sized {
+		a := s + sh.offs[k]
+		if l.cal.lastOver(floorDiv(a, w), floorDiv(a+sh.durs[k]-1, w), left.sub(sh.sized[k])) >= 0 {
+			return busy
+		}
+	}
+	return ok1
+}
+
+func (l *Ledger) search(sh *shape, from int64) Fit {
+	left, f, ok := l.bounds(sh)
+	if !ok {
+		return f
 	}
 	w := l.width
 	end := l.cal.end() * w
@@ -721,6 +776,27 @@ func (l *Ledger) EarliestFitShape(s *Shape, earliest time.Time) (Fit, error) {
 		return l.EarliestFit(s.curve, earliest)
 	}
 	return l.earliestFit(&s.sh, earliest), nil
+}
+
+// FitsAtShape answers whether the prepared curve, started at t (zero: the
+// window's start), fits beside everything in the calendar, sized as
+// SoftReserve would size it, without reserving anything or looking for a
+// later start (EarliestFitShape does that). When it does not fit, the Fit
+// says why: ReasonBusy when it would collide with what the calendar holds
+// (and may fit later). It is the cheap question to ask of many ledgers.
+func (l *Ledger) FitsAtShape(s *Shape, t time.Time) (Fit, error) {
+	sh := &s.sh
+	if s.quantile != l.cfg.SoftQuantile {
+		p, err := l.prepare(s.curve)
+		if err != nil {
+			return Fit{}, err
+		}
+		sh = &p
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.begin(t)
+	return l.fitsAt(sh, l.toNs(t)), nil
 }
 
 func (l *Ledger) earliestFit(sh *shape, earliest time.Time) Fit {

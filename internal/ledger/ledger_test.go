@@ -403,3 +403,49 @@ func TestReplanFreesTheRestOfAStep(t *testing.T) {
 		t.Fatalf("replan of a flat hold: %v, want ErrUnplanned", err)
 	}
 }
+
+// TestFitsAtShape: the filter's question, "does it fit started now?", on
+// a node where it fits, where it collides and fits later, where the
+// horizon ends first, and over capacity.
+func TestFitsAtShape(t *testing.T) {
+	l := newTest(t, Config{}) // 1000 memory, 60 s horizon (newTest)
+	early := mem(10*time.Second, 800.0, 20*time.Second, 100.0)
+	if _, fit, err := l.SoftReserve("early", early, t0, 0); err != nil || !fit.OK {
+		t.Fatal(fit, err)
+	}
+	shape := func(c Curve) *Shape {
+		s, err := NewShape(c, 0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, c := range []struct {
+		name   string
+		c      Curve
+		at     time.Time
+		ok     bool
+		reason Reason
+	}{
+		{"beside the peak", mem(10*time.Second, 150.0, 10*time.Second, 800.0), t0, true, ReasonNone},
+		{"over the peak", mem(10*time.Second, 300.0), t0, false, ReasonBusy},
+		{"over the peak, later", mem(10*time.Second, 300.0), t0.Add(10 * time.Second), true, ReasonNone},
+		{"in the tail", mem(30*time.Second, 950.0), t0.Add(5 * time.Second), false, ReasonBusy},
+		{"after it", mem(30*time.Second, 950.0), t0.Add(30 * time.Second), true, ReasonNone},
+		{"past the horizon", mem(50*time.Second, 10.0), t0.Add(30 * time.Second), false, ReasonHorizon},
+		{"over capacity", mem(time.Second, 1001.0), t0, false, ReasonCapacity},
+	} {
+		f, err := l.FitsAtShape(shape(c.c), c.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.OK != c.ok || f.Reason != c.reason || (f.OK && !f.Start.Equal(c.at)) {
+			t.Errorf("%s: %+v, want ok=%v reason %v", c.name, f, c.ok, c.reason)
+		}
+		// The full search agrees on whether it starts there.
+		e, _ := l.EarliestFitShape(shape(c.c), c.at)
+		if e.OK && e.Start.Equal(c.at) != f.OK {
+			t.Errorf("%s: EarliestFitShape %v, FitsAtShape %v", c.name, e, f)
+		}
+	}
+}

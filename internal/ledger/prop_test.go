@@ -205,6 +205,16 @@ func TestPropertyRandomInterleavings(t *testing.T) {
 						if f.OK != wantOK || (wantOK && f.Start.UnixNano() != wantS) {
 							t.Fatalf("op %d: EarliestFitShape (quantile %v) %+v, naive scan says ok=%v start=%v", step, sq, f, wantOK, time.Unix(0, wantS).Sub(t0))
 						}
+						// Fits at earliest itself exactly when the earliest
+						// fit starts there.
+						at, err := l.FitsAtShape(shp, earliest)
+						if err != nil {
+							t.Fatal(err)
+						}
+						atS := max(earliest.UnixNano(), l.cal.origin*l.width)
+						if want := wantOK && wantS == atS; at.OK != want || (at.OK && at.Start.UnixNano() != atS) || (!at.OK && wantOK && at.Reason != ReasonBusy) {
+							t.Fatalf("op %d: FitsAtShape (quantile %v) %+v, naive scan says ok=%v start=%v (asked %v)", step, sq, at, wantOK, time.Unix(0, wantS).Sub(t0), time.Unix(0, atS).Sub(t0))
+						}
 					}
 					_, fit, err := l.SoftReserve(id, c, earliest, time.Duration(rng.IntN(30))*time.Second)
 					if err != nil {

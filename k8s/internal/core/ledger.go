@@ -322,10 +322,9 @@ func validUsage(u Usage) bool {
 // Fit says whether a plan fits a node now.
 type Fit struct {
 	OK bool
-	// At is, when the plan does not fit now only because its curve
-	// collides with the node's, the earliest start at which it would;
-	// zero otherwise.
-	At time.Time
+	// Collides: the plan does not fit now only because its curve
+	// collides with the node's; it may fit later (EarliestFit says when).
+	Collides bool
 	// Reason says why not: the dimension, when and by how much.
 	Reason string
 }
@@ -453,7 +452,8 @@ func (c *Calendar) advance(now time.Time) {
 }
 
 // Fits reports whether p, started now, fits beside everything the node
-// holds at every instant of its curve.
+// holds at every instant of its curve. It does not search for a later
+// start (EarliestFit does): a scheduler asks this of every node it tries.
 func (c *Calendar) Fits(p *Plan, now time.Time) Fit {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -472,19 +472,49 @@ func (c *Calendar) fits(p *Plan, now time.Time) Fit {
 	var f ledger.Fit
 	var err error
 	if p.shape != nil {
-		f, err = c.led.EarliestFitShape(p.shape, now)
+		f, err = c.led.FitsAtShape(p.shape, now)
 	} else {
-		f, err = c.led.EarliestFit(p.curve, now)
+		var sh *ledger.Shape
+		if sh, err = ledger.NewShape(p.curve, c.led.Config().SoftQuantile); err == nil {
+			f, err = c.led.FitsAtShape(sh, now)
+		}
 	}
 	switch {
 	case err != nil:
 		return Fit{Reason: err.Error()}
-	case f.OK && f.Start.Equal(now):
-		return Fit{OK: true}
 	case f.OK:
-		return Fit{At: f.Start, Reason: fmt.Sprintf("its curve collides with the node's: it would fit %v from now", f.Start.Sub(now).Round(time.Second))}
+		return Fit{OK: true}
+	case f.Reason == ledger.ReasonBusy:
+		return Fit{Collides: true, Reason: CollidesReason}
 	}
 	return Fit{Reason: f.String()}
+}
+
+// CollidesReason is the Reason of a Fit that Collides: one text for every
+// such node, so a pod's "0/N nodes are available" event counts them as
+// one reason (and none is formatted per node).
+const CollidesReason = "its curve collides with the node's now; it may fit later"
+
+// EarliestFit is the earliest start ≥ now at which p fits beside
+// everything the node holds, if it fits within the horizon at all.
+func (c *Calendar) EarliestFit(p *Plan, now time.Time) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advance(now)
+	if c.led == nil {
+		return now, p.peak.LessEq(c.capacity.Sub(c.hard))
+	}
+	var f ledger.Fit
+	var err error
+	if p.shape != nil {
+		f, err = c.led.EarliestFitShape(p.shape, now)
+	} else {
+		f, err = c.led.EarliestFit(p.curve, now)
+	}
+	if err != nil || !f.OK {
+		return time.Time{}, false
+	}
+	return f.Start, true
 }
 
 // Reserve places p for pod id, started now, as a soft reservation held

@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,8 +69,17 @@ func TestCalendarTimeAwarePacking(t *testing.T) {
 			if f.OK != tc.want {
 				t.Fatalf("second pod fits = %v (%s), want %v", f.OK, f.Reason, tc.want)
 			}
-			if !tc.want && f.At.IsZero() {
-				t.Errorf("collision: want the time it would fit, got none (%s)", f.Reason)
+			if !tc.want {
+				if !f.Collides || !strings.HasPrefix(f.Reason, CollidesReason) {
+					t.Errorf("collision: want Collides, got %+v", f)
+				}
+				at, ok := cal.EarliestFit(mustPlan(t, cfg, tc.second), t0.Add(time.Second))
+				if !ok || !at.After(t0.Add(time.Second)) {
+					t.Errorf("collision: want a later time it would fit, got %v %v (%s)", at, ok, f.Reason)
+				}
+				if f := cal.Fits(mustPlan(t, cfg, tc.second), at); !f.OK {
+					t.Errorf("at %v, the earliest fit: %+v", at.Sub(t0), f)
+				}
 			}
 		})
 	}

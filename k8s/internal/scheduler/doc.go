@@ -11,7 +11,8 @@
 // declared requests nor whole-run predictions would let them share.
 //
 //	PreFilter  plan: predictor → per-container curves → core.Plan (or requests)
-//	Filter     calendar(node).Fits(plan, now); a time collision is retried when it clears
+//	Filter     calendar(node).Fits(plan, now): fits started now? (no search for later)
+//	PostFilter a pod that fits nowhere: earliest fit where only time collides → retrier
 //	Score      pack (default) or spread, by the room left at the pod's peaks
 //	Reserve    calendar(node).Reserve       soft reservation
 //	Unreserve  calendar(node).Release       idempotent

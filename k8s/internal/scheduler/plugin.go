@@ -64,6 +64,7 @@ type Plugin struct {
 var (
 	_ fwk.PreFilterPlugin            = (*Plugin)(nil)
 	_ fwk.FilterPlugin               = (*Plugin)(nil)
+	_ fwk.PostFilterPlugin           = (*Plugin)(nil)
 	_ fwk.ScorePlugin                = (*Plugin)(nil)
 	_ fwk.ReservePlugin              = (*Plugin)(nil)
 	_ fwk.PermitPlugin               = (*Plugin)(nil)
@@ -194,13 +195,55 @@ func (p *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *corev1.Pod
 		return fwk.NewStatus(fwk.Error, "no calendar for node "+ni.Node().Name)
 	}
 	f := cal.Fits(c.plan, c.now)
-	if f.OK {
+	switch {
+	case f.OK:
 		return nil
-	}
-	if !f.At.IsZero() && p.retry != nil {
-		p.retry.at(pod, f.At)
+	case f.Collides:
+		return fwk.NewStatus(fwk.Unschedulable, collidesMsg)
 	}
 	return fwk.NewStatus(fwk.Unschedulable, "prescient: "+f.Reason)
+}
+
+// collidesMsg is Filter's message for a node the pod's curve collides
+// with now (core.Fit.Collides), and only for those.
+const collidesMsg = "prescient: " + core.CollidesReason
+
+// PostFilter runs when no node fits the pod. Where the plugin rejected a
+// node only because the pod's curve collides with the node's now, it
+// finds when the pod would fit there, and the retrier puts the pod back
+// in the active queue at the earliest of those times: time alone frees a
+// calendar (a neighbour's curve comes down), and no cluster event would
+// say so. That search walks a node's calendar; Filter asks only "does it
+// fit now?" of every node it tries, and the walk is done here, for a pod
+// that fits nowhere, on the nodes where waiting can help. It never makes
+// the pod schedulable (DefaultPreemption, before it, may).
+func (p *Plugin) PostFilter(_ context.Context, state fwk.CycleState, pod *corev1.Pod, statuses fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+	c, st := cycleOf(state)
+	if st != nil || p.retry == nil || p.h == nil {
+		return nil, fwk.NewStatus(fwk.Unschedulable)
+	}
+	nodes, err := statuses.NodesForStatusCode(p.h.SnapshotSharedLister().NodeInfos(), fwk.Unschedulable)
+	if err != nil {
+		return nil, fwk.AsStatus(err)
+	}
+	var first time.Time
+	for _, ni := range nodes {
+		name := ni.Node().Name
+		if s := statuses.Get(name); s == nil || s.Plugin() != Name || s.Message() != collidesMsg {
+			continue
+		}
+		cal := p.cals.get(name)
+		if cal == nil {
+			continue
+		}
+		if t, ok := cal.EarliestFit(c.plan, c.now); ok && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	if !first.IsZero() {
+		p.retry.at(pod, first)
+	}
+	return nil, fwk.NewStatus(fwk.Unschedulable)
 }
 
 // calendar returns ni's calendar, brought in step with ni — unless ni is

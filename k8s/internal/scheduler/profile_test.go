@@ -94,6 +94,7 @@ func TestDeployedProfile(t *testing.T) {
 	}{
 		{"PreFilter", &ps.PreFilter, []string{Name}, nil},
 		{"Filter", &ps.Filter, []string{Name, "NodeAffinity", "TaintToleration"}, []string{"NodeResourcesFit"}},
+		{"PostFilter", &ps.PostFilter, []string{Name, "DefaultPreemption"}, nil},
 		{"Score", &ps.Score, []string{Name}, []string{"NodeResourcesFit", "NodeResourcesBalancedAllocation"}},
 		{"Reserve", &ps.Reserve, []string{Name}, nil},
 		{"Permit", &ps.Permit, []string{Name}, nil},
@@ -110,6 +111,11 @@ func TestDeployedProfile(t *testing.T) {
 				t.Errorf("%s runs %v: want no %s", c.point, got, n)
 			}
 		}
+	}
+	// After DefaultPreemption: the plugin's PostFilter never places a pod,
+	// and a pod a preemption nominates needs no retry time.
+	if got := names(&ps.PostFilter); slices.Index(got, "DefaultPreemption") > slices.Index(got, Name) {
+		t.Errorf("PostFilter runs %v: want DefaultPreemption before %s", got, Name)
 	}
 	if got := names(&ps.Bind); len(got) == 0 || got[0] != Name || !slices.Contains(got, "DefaultBinder") {
 		t.Errorf("Bind runs %v: want %s first, then DefaultBinder", got, Name)
