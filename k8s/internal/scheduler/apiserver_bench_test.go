@@ -20,15 +20,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
-	fwk "k8s.io/kube-scheduler/framework"
 	kscheduler "k8s.io/kubernetes/pkg/scheduler"
-	"k8s.io/kubernetes/pkg/scheduler/apis/config/latest"
-	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	"k8s.io/kubernetes/pkg/scheduler/profile"
 
 	"github.com/prescient-sched/prescient/k8s/internal/certs"
@@ -253,26 +249,7 @@ func benchAPIServer(b *testing.B, bin string, withPlugin bool) {
 	})
 	cs := kubernetes.NewForConfigOrDie(scfg)
 
-	conf, err := latest.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	prof := conf.Profiles[0]
-	schedName := corev1.DefaultSchedulerName
-	var plugin atomic.Pointer[Plugin]
-	registry := frameworkruntime.Registry{}
-	if withPlugin {
-		prof = deployedConfig(b).Profiles[0]
-		schedName = prof.SchedulerName
-		pred := anyPredictor{benchPrediction()}
-		registry[Name] = func(ctx context.Context, _ kruntime.Object, h fwk.Handle) (fwk.Plugin, error) {
-			p, err := NewWith(ctx, Args{PredictorURL: "http://unused:1"}, h, Deps{Predictor: pred})
-			if err == nil {
-				plugin.Store(p)
-			}
-			return p, err
-		}
-	}
+	prof, schedName, registry, plugin := benchProfile(b, withPlugin)
 	inf := kscheduler.NewInformerFactory(cs, 0, nil)
 	bc := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
 	bc.StartRecordingToSink(ctx.Done())

@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	kscheduler "k8s.io/kubernetes/pkg/scheduler"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config/latest"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
@@ -107,6 +108,32 @@ func BenchmarkSchedulingBasic5000Nodes(b *testing.B) {
 	}
 }
 
+// benchProfile is the profile a scheduling benchmark runs: kube-scheduler's
+// default, or the one deploy/ ships (as kube-scheduler loads it) with the
+// plugin answering every pod by benchPrediction; plugin holds the plugin
+// once the framework has built it.
+func benchProfile(b *testing.B, withPlugin bool) (prof schedconfig.KubeSchedulerProfile, schedName string, registry frameworkruntime.Registry, plugin *atomic.Pointer[Plugin]) {
+	cfg, err := latest.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	prof, schedName = cfg.Profiles[0], corev1.DefaultSchedulerName
+	plugin, registry = new(atomic.Pointer[Plugin]), frameworkruntime.Registry{}
+	if withPlugin {
+		prof = deployedConfig(b).Profiles[0]
+		schedName = prof.SchedulerName
+		pred := anyPredictor{benchPrediction()}
+		registry[Name] = func(ctx context.Context, _ kruntime.Object, h fwk.Handle) (fwk.Plugin, error) {
+			p, err := NewWith(ctx, Args{PredictorURL: "http://unused:1"}, h, Deps{Predictor: pred})
+			if err == nil {
+				plugin.Store(p)
+			}
+			return p, err
+		}
+	}
+	return prof, schedName, registry, plugin
+}
+
 // quietKlog sends klog's output (the framework's, at start-up: one line
 // per profile) nowhere until the benchmark ends, so its result lines stay
 // whole for benchstat.
@@ -137,27 +164,7 @@ func benchScheduling(b *testing.B, withPlugin bool) {
 			b.Fatal(err)
 		}
 	}
-	cfg, err := latest.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	prof := cfg.Profiles[0]
-	schedName := corev1.DefaultSchedulerName
-	var plugin atomic.Pointer[Plugin]
-	registry := frameworkruntime.Registry{}
-	if withPlugin {
-		// The profile deploy/ ships, as kube-scheduler loads it.
-		prof = deployedConfig(b).Profiles[0]
-		schedName = prof.SchedulerName
-		pred := anyPredictor{benchPrediction()}
-		registry[Name] = func(ctx context.Context, _ kruntime.Object, h fwk.Handle) (fwk.Plugin, error) {
-			p, err := NewWith(ctx, Args{PredictorURL: "http://unused:1"}, h, Deps{Predictor: pred})
-			if err == nil {
-				plugin.Store(p)
-			}
-			return p, err
-		}
-	}
+	prof, schedName, registry, plugin := benchProfile(b, withPlugin)
 	inf := informers.NewSharedInformerFactory(cs, 0)
 	recorders := profile.RecorderFactory(func(string) events.EventRecorderLogger { return &events.FakeRecorder{} })
 	sched, err := kscheduler.New(ctx, cs, inf, nil, recorders,
