@@ -600,18 +600,10 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// search finds the earliest start ≥ from at which sh fits. Caller holds mu.
-//
-// From a candidate start s it checks each step's slot window against the
-// threshold capacity − flat hard allocations − step (planned ones are in
-// the calendar); on a conflict in step k at last
-// offending slot t, no start before (t+1)·width − off_k can avoid t, so the
-// search jumps there. Starts only ever move forward, and the first start
-// with no conflict is the earliest.
 // bounds is what is left of the capacity beside the hard allocations,
 // and whether every step of sh fits under it at all (if not, the Fit says
 // which step and dimension). The per-step checks only find the step to
-// name: a peak under the bound needs none of them.
+// name: a peak under the bound needs none of them. Caller holds mu.
 func (l *Ledger) bounds(sh *shape) (qvec, Fit, bool) {
 	left := l.capq.sub(l.flat)
 	if sh.peak.firstOver(l.capq) >= 0 {
@@ -638,7 +630,7 @@ func (l *Ledger) bounds(sh *shape) (qvec, Fit, bool) {
 // node is lightly used or plainly full, a check per step only in between.
 // A scheduler's filter asks this of every node it tries, where the full
 // search's walk over a busy calendar would be spent on nodes it does not
-// choose.
+// choose. Caller holds mu.
 func (l *Ledger) fitsAt(sh *shape, s int64) Fit {
 	left, f, ok := l.bounds(sh)
 	if !ok {
@@ -675,6 +667,14 @@ func (l *Ledger) fitsAt(sh *shape, s int64) Fit {
 	return ok1
 }
 
+// search finds the earliest start ≥ from at which sh fits. Caller holds mu.
+//
+// From a candidate start s it checks each step's slot window against the
+// threshold capacity − flat hard allocations − step (planned ones are in
+// the calendar); on a conflict in step k at last
+// offending slot t, no start before (t+1)·width − off_k can avoid t, so the
+// search jumps there. Starts only ever move forward, and the first start
+// with no conflict is the earliest.
 func (l *Ledger) search(sh *shape, from int64) Fit {
 	left, f, ok := l.bounds(sh)
 	if !ok {
