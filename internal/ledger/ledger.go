@@ -785,18 +785,26 @@ func (l *Ledger) EarliestFitShape(s *Shape, earliest time.Time) (Fit, error) {
 // says why: ReasonBusy when it would collide with what the calendar holds
 // (and may fit later). It is the cheap question to ask of many ledgers.
 func (l *Ledger) FitsAtShape(s *Shape, t time.Time) (Fit, error) {
-	sh := &s.sh
 	if s.quantile != l.cfg.SoftQuantile {
-		p, err := l.prepare(s.curve)
-		if err != nil {
-			return Fit{}, err
-		}
-		sh = &p
+		return l.FitsAt(s.curve, t)
 	}
+	return l.fitsAtLocked(&s.sh, t), nil
+}
+
+// FitsAt is FitsAtShape for a curve not prepared: it is sized here.
+func (l *Ledger) FitsAt(c Curve, t time.Time) (Fit, error) {
+	sh, err := l.prepare(c)
+	if err != nil {
+		return Fit{}, err
+	}
+	return l.fitsAtLocked(&sh, t), nil
+}
+
+func (l *Ledger) fitsAtLocked(sh *shape, t time.Time) Fit {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.begin(t)
-	return l.fitsAt(sh, l.toNs(t)), nil
+	return l.fitsAt(sh, l.toNs(t))
 }
 
 func (l *Ledger) earliestFit(sh *shape, earliest time.Time) Fit {

@@ -211,6 +211,11 @@ func TestPropertyRandomInterleavings(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
+						if sq == q { // the unprepared curve answers the same
+							if c2, err := l.FitsAt(c, earliest); err != nil || c2 != at {
+								t.Fatalf("op %d: FitsAt %+v %v, FitsAtShape %+v", step, c2, err, at)
+							}
+						}
 						atS := max(earliest.UnixNano(), l.cal.origin*l.width)
 						if want := wantOK && wantS == atS; at.OK != want || (at.OK && at.Start.UnixNano() != atS) || (!at.OK && wantOK && at.Reason != ReasonBusy) {
 							t.Fatalf("op %d: FitsAtShape (quantile %v) %+v, naive scan says ok=%v start=%v (asked %v)", step, sq, at, wantOK, time.Unix(0, wantS).Sub(t0), time.Unix(0, atS).Sub(t0))

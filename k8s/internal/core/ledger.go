@@ -474,10 +474,7 @@ func (c *Calendar) fits(p *Plan, now time.Time) Fit {
 	if p.shape != nil {
 		f, err = c.led.FitsAtShape(p.shape, now)
 	} else {
-		var sh *ledger.Shape
-		if sh, err = ledger.NewShape(p.curve, c.led.Config().SoftQuantile); err == nil {
-			f, err = c.led.FitsAtShape(sh, now)
-		}
+		f, err = c.led.FitsAt(p.curve, now)
 	}
 	switch {
 	case err != nil:
