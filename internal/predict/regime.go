@@ -14,8 +14,8 @@ type CalRow struct {
 // RegimeMargin is a safety margin that depends on the forecast's own
 // relative uncertainty r = (Upper−P50)/P50: rows are cut into bins of r
 // (Edges, ascending, len(M)−1 of them) and bin b gets allocation
-// P50 + M[b]·(Upper−P50). FitRegimeMargin picks the M that minimise total
-// slack subject to a total violation budget, which spends violations where
+// P50 + M[b]·max(Upper−P50, 0). FitRegimeMargin picks the M that minimise
+// total slack subject to a total violation budget, which spends violations where
 // covering them costs most slack rather than equally in every bin.
 type RegimeMargin struct {
 	Edges []float64
@@ -29,7 +29,7 @@ func relSpread(p Point) float64 {
 // Apply returns the allocation for p, never below floor.
 func (g *RegimeMargin) Apply(p Point, floor float64) float64 {
 	b := sort.SearchFloat64s(g.Edges, relSpread(p))
-	return max(p.P50+g.M[b]*(p.Upper-p.P50), floor)
+	return max(p.P50+g.M[b]*max(p.Upper-p.P50, 0), floor)
 }
 
 // FitRegimeMargin fits a RegimeMargin on rows with at most share
@@ -53,33 +53,53 @@ func FitRegimeMarginCapped(rows []CalRow, share float64, bins int, floor, maxM f
 	}
 	sorted := slices.Clone(rel)
 	slices.Sort(sorted)
-	g := &RegimeMargin{M: make([]float64, bins)}
+	g := &RegimeMargin{}
 	for b := 1; b < bins; b++ {
 		g.Edges = append(g.Edges, sorted[b*len(sorted)/bins])
 	}
-	// Per bin: the margin each row needs (−Inf when the floor covers it),
-	// sorted descending, and the total spread the margin multiplies.
-	type bin struct {
+	bin := make([]int, len(rows))
+	for i := range rows {
+		bin[i] = sort.SearchFloat64s(g.Edges, rel[i])
+	}
+	g.M = FitBinMargins(rows, bin, bins, share, floor, maxM)
+	return g
+}
+
+// FitBinMargins is the Lagrangian fit of FitRegimeMargin for any binning:
+// bin[i] in [0, bins) is row i's bin, and bin b's allocation is
+// P50 + M[b]·max(Upper−P50, 0). It returns the M, each at most maxM, that
+// minimise the rows' total slack with at most share of them above their
+// allocation (or floor, whichever is higher): each bin leaves uncovered
+// the rows whose cover costs most, until one more violation saves less
+// slack in every bin than a common price λ, found by bisection.
+func FitBinMargins(rows []CalRow, bin []int, bins int, share, floor, maxM float64) []float64 {
+	// Per bin: the margin each row needs (0 when the median or the floor
+	// covers it, +Inf when no allowed margin does), sorted descending, and
+	// the total spread the margin multiplies. Margins are never negative:
+	// the allocation is never below the forecast's median.
+	type binRows struct {
 		need   []float64
 		spread float64
 	}
-	bs := make([]bin, bins)
+	bs := make([]binRows, bins)
 	for i, r := range rows {
-		b := sort.SearchFloat64s(g.Edges, rel[i])
-		s := r.Upper - r.P50
-		need := math.Inf(-1)
-		if r.Y > floor {
+		b := bin[i]
+		// A candidate's allocation below its own median (a negative
+		// margin) gives no spread to scale: the row's allocation is its
+		// median whatever the margin.
+		s := max(r.Upper-r.P50, 0)
+		need := 0.0 // covered by the median (or the floor)
+		if r.Y > floor && r.Y > r.P50 {
+			need = math.Inf(1)
 			if s > 0 {
 				need = (r.Y - r.P50) / s
-			} else if r.Y > r.P50 {
-				need = math.Inf(1)
 			}
 		}
 		if need > maxM {
 			need = math.Inf(1) // uncovered
 		}
 		bs[b].need = append(bs[b].need, need)
-		bs[b].spread += max(s, 0)
+		bs[b].spread += s
 	}
 	for b := range bs {
 		slices.SortFunc(bs[b].need, func(x, y float64) int { return -cmpFloat(x, y) })
@@ -99,11 +119,16 @@ func FitRegimeMarginCapped(rows []CalRow, share float64, bins int, floor, maxM f
 			best, bestK := math.Inf(1), start
 			for k := start; k < len(bn.need) && k <= max(budget, start); k++ {
 				m := bn.need[k]
-				c := bn.spread*max(m, -1e9) + lambda*float64(k)
+				if k > start && m == bn.need[k-1] {
+					// Margin m covers every row that needs m: leaving k
+					// uncovered means the first row of m's ties.
+					continue
+				}
+				c := bn.spread*m + lambda*float64(k)
 				if c < best {
 					best, bestK = c, k
 				}
-				if math.IsInf(m, -1) {
+				if m == 0 { // every row left is covered at margin 0
 					break
 				}
 			}
@@ -125,21 +150,49 @@ func FitRegimeMarginCapped(rows []CalRow, share float64, bins int, floor, maxM f
 			hi = mid
 		}
 	}
-	choose(hi, ks)
-	for b, bn := range bs {
-		if len(bn.need) == 0 {
-			continue
+	total := choose(hi, ks)
+	// λ prices violations on the convex hull of each bin's slack curve, so
+	// it can stop short of the budget when a bin's next cheaper margin
+	// costs several violations at once. Spend what is left greedily: the
+	// move, in any bin, that saves most slack per violation it adds.
+	for total < budget {
+		bestB, bestK, bestRate := -1, 0, 0.0
+		for b, bn := range bs {
+			k0 := ks[b]
+			if k0 >= len(bn.need) || bn.need[k0] == 0 {
+				continue
+			}
+			for k := k0 + 1; k < len(bn.need) && k-k0 <= budget-total; k++ {
+				if bn.need[k] == bn.need[k-1] {
+					continue
+				}
+				save := bn.spread * (bn.need[k0] - bn.need[k])
+				if r := save / float64(k-k0); r > bestRate {
+					bestB, bestK, bestRate = b, k, r
+				}
+				if bn.need[k] == 0 {
+					break
+				}
+			}
 		}
-		m := bn.need[min(ks[b], len(bn.need)-1)]
-		switch {
-		case math.IsInf(m, -1):
-			m = 0
-		case math.IsInf(m, 1): // every row of the bin beyond the cap
-			m = min(maxM, math.MaxFloat64)
+		if bestB < 0 {
+			break
 		}
-		g.M[b] = m
+		total += bestK - ks[bestB]
+		ks[bestB] = bestK
 	}
-	return g
+	M := make([]float64, bins)
+	for b, bn := range bs {
+		switch {
+		case ks[b] < len(bn.need):
+			M[b] = bn.need[ks[b]]
+		case len(bn.need) > 0 && !math.IsInf(maxM, 1):
+			// No allowed margin covers any row of the bin: the largest
+			// allowed, for the rows out of sample it may cover.
+			M[b] = maxM
+		}
+	}
+	return M
 }
 
 func cmpFloat(a, b float64) int {
