@@ -27,6 +27,9 @@ func newEvalCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f := cmd.Flag("state-dir"); f != nil && f.Changed && o.Format == "" {
+				if o.Frontier {
+					return usageError{errors.New("--frontier applies to traces (--format, --train), not to --state-dir")}
+				}
 				return evalHistory(cmd, g, o, wholeStep)
 			}
 			if o.Format == "" || len(o.Train) == 0 {
@@ -48,6 +51,7 @@ func newEvalCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&o.Train, "train", nil, "training trace file (repeatable)")
 	f.StringArrayVar(&o.Test, "test", nil, "test trace file (repeatable); none = a temporal split of --train")
 	f.StringArrayVar(&o.Models, "model", nil, "evaluate only this model (repeatable)")
+	f.BoolVar(&o.Frontier, "frontier", false, "also report other margin policies over the engine's forecasts, held out, and bounds (docs/prediction.md)")
 	f.Float64Var(&o.Split, "split", 0, "fraction of the --train periods that trains when there is no --test (default 0.7)")
 	f.BoolVar(&o.Validate, "validate", false, "split the training part again and score on its later part (choose methods there; score the test part once)")
 	f.BoolVar(&o.JSON, "json", false, "print the results as JSON")

@@ -230,6 +230,28 @@ func (s *Session) Next(d resource.Dim) float64 {
 	return 0
 }
 
+// Candidate is one short-horizon candidate's next-step forecast: its
+// median and its calibrated allocation (before the served regime margin).
+type Candidate struct {
+	Name       string
+	P50, Alloc float64
+}
+
+// Candidates appends to dst the next-step forecast of each candidate the
+// served allocation in dimension d chooses from, and returns the index of
+// the chosen one (−1 before the first sample or for a dimension not
+// predicted). It explains an allocation; Next is the allocation.
+func (s *Session) Candidates(dst []Candidate, d resource.Dim) ([]Candidate, int) {
+	sv := s.sv[d]
+	if sv == nil || s.n == 0 {
+		return dst, -1
+	}
+	for i, c := range sv.sel.Cands {
+		dst = append(dst, Candidate{Name: c.F.Name(), P50: sv.sel.next[i].P50, Alloc: sv.sel.lastA[i]})
+	}
+	return dst, sv.sel.Chosen()
+}
+
 // Predict returns the whole-run prediction made when the session started
 // and the short curves for the next h (at least one step): medians and
 // allocations. Before the first sample the short curve comes from the

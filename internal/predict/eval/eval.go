@@ -23,6 +23,7 @@ var ErrOptions = errors.New("eval: invalid options")
 // Usage is the help text for the "prescient eval" command.
 const Usage = `Usage: prescient eval --format google2011|google2019|bitbrains --train FILE... [--test FILE...]
                       [--split FRAC] [--validate] [--json] [--plot OUT.svg] [--seed N]
+                      [--frontier]
        prescient eval --state-dir DIR [--split FRAC] [--json]
 
 Replays real traces through the predictor the daemon runs (predict.Engine:
@@ -54,8 +55,15 @@ are predicted at their start (with the node's load then) and followed
 sample by sample; the same is done with the load input left out, and the
 duration errors are compared (the ablation of docs/prediction.md).
 
+--frontier also reports, per dimension, how far the engine is from what its
+own forecasts could give at the same 1 % budget: other margin policies over
+the candidates it chose from (fitted on half of the signatures and scored on
+the other half), and bounds no policy can beat — margins fitted on the
+scored rows themselves, and a selector that knows the next sample.
+
   --json        print the report as JSON
   --plot FILE   write an SVG of slack against violation rate per model and dim
+  --frontier    add the frontier of the engine's forecasts
 `
 
 // Options configure Run.
@@ -77,6 +85,9 @@ type Options struct {
 	Models []string
 	// Tune, if set, changes the engine's configuration (experiments).
 	Tune func(*predict.Config)
+	// Frontier adds the frontier of the engine's forecasts to the report
+	// (frontier.go).
+	Frontier bool
 }
 
 // config is the engine configuration o asks for.
@@ -128,8 +139,11 @@ type Report struct {
 	Enqueue map[string]map[string]WholeMetrics `json:"enqueue,omitempty"`
 	// Ablation (--state-dir): the engine without the load input.
 	Ablation *Ablation `json:"ablation,omitempty"`
-	Train    int       `json:"train_runs"`
-	Test     int       `json:"test_runs"`
+	// Frontier (--frontier): other allocation policies over the engine's
+	// forecasts, and bounds, by dimension.
+	Frontier map[string][]FrontierEntry `json:"frontier,omitempty"`
+	Train    int                        `json:"train_runs"`
+	Test     int                        `json:"test_runs"`
 }
 
 // Ablation compares the engine with and without the node's load as an
@@ -345,9 +359,20 @@ func Evaluate(ctx context.Context, f trace.Format, train, test []*trace.Run, o O
 	for i, r := range test {
 		tests[i] = fromTrace(r, avail)
 	}
-	res, err := replayEngine(ctx, eng, tests, dims, true)
+	var fr *frontierRows
+	if o.Frontier {
+		fr = &frontierRows{}
+	}
+	res, err := replayEngine(ctx, eng, tests, dims, true, fr)
 	if err != nil {
 		return nil, err
+	}
+	if fr != nil {
+		rep.Frontier = map[string][]FrontierEntry{}
+		for _, d := range dims {
+			floor := eng.Config().MinAllocation * eng.Scale(d)
+			rep.Frontier[d.String()] = frontier(fr.rows[d], 1-CalibrationQuantile, floor)
+		}
 	}
 	for _, d := range dims {
 		put("prescient", d, res.next[d])
@@ -459,7 +484,7 @@ func finite0(x float64) float64 {
 // (scored at the protocol's steps); runs that ended before a run starts
 // are added to the engine's history first. With protocol false (a
 // daemon's history) every next-step row from the second sample is scored.
-func replayEngine(ctx context.Context, eng *predict.Engine, test []*erun, dims []resource.Dim, protocol bool) (*engineResult, error) {
+func replayEngine(ctx context.Context, eng *predict.Engine, test []*erun, dims []resource.Dim, protocol bool, fr *frontierRows) (*engineResult, error) {
 	byStart := slices.Clone(test)
 	sort.SliceStable(byStart, func(i, j int) bool { return byStart[i].start.Before(byStart[j].start) })
 	byEnd := slices.Clone(test)
@@ -524,6 +549,9 @@ func replayEngine(ctx context.Context, eng *predict.Engine, test []*erun, dims [
 				s.Forecast(d, pts)
 				hz := min(Horizons, n-1-t)
 				next[d].addH(v, t, a, hz, func(h int) float64 { return pts[h].P50 })
+				if fr != nil {
+					fr.add(d, s, r, t, a)
+				}
 				c := perSig[d][r.id]
 				if c == nil {
 					c = &sigCount{}
@@ -759,7 +787,7 @@ func writeTable(w io.Writer, dims []resource.Dim, rep *Report) error {
 		}
 		fmt.Fprintf(w, "ratio (prescient)    %.2f\n", a.Ratio)
 	}
-	return nil
+	return writeFrontier(w, dims, rep.Frontier)
 }
 
 func writePlot(path string, f trace.Format, rep *Report) error {

@@ -90,7 +90,7 @@ func RunHistory(ctx context.Context, o HistoryOptions, stdout io.Writer) error {
 		for i, r := range test {
 			tests[i] = fromRun(r, step)
 		}
-		res, err := replayEngine(ctx, eng, tests, dims, false)
+		res, err := replayEngine(ctx, eng, tests, dims, false, nil)
 		if err != nil {
 			return err
 		}
