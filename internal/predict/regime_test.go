@@ -6,12 +6,23 @@ import (
 	"testing"
 )
 
-// binRows makes n rows of one bin with P50 10 and spread 1: need[i] is
-// the margin row i needs (Y = 10 + need).
-func binRows(n int, need func(i int) float64) []CalRow {
-	rows := make([]CalRow, n)
-	for i := range rows {
-		rows[i] = CalRow{P50: 10, Upper: 11, Y: 10 + need(i)}
+// group is count rows that need margin need.
+type group struct {
+	count int
+	need  float64
+}
+
+// binRows makes 1,000 rows of one bin with P50 10 and spread 1 (a row
+// needing margin m has Y = 10 + m): the groups first, the rest need rest.
+func binRows(rest float64, groups ...group) []CalRow {
+	rows := make([]CalRow, 0, 1000)
+	for _, g := range groups {
+		for range g.count {
+			rows = append(rows, CalRow{P50: 10, Upper: 11, Y: 10 + g.need})
+		}
+	}
+	for len(rows) < 1000 {
+		rows = append(rows, CalRow{P50: 10, Upper: 11, Y: 10 + rest})
 	}
 	return rows
 }
@@ -39,20 +50,10 @@ func fitAndCount(t *testing.T, a, b []CalRow, share, floor float64) (m []float64
 // once priced "every row uncovered down to the floor" as margin −10⁹ and
 // spent budget on violations that never happened.)
 func TestFitBinMarginsRowsTheMedianCovers(t *testing.T) {
-	// Bin a: 5 rows below their median (need −2), 995 at the floor.
-	a := binRows(1000, func(i int) float64 {
-		if i < 5 {
-			return -2
-		}
-		return -9.5 // Y 0.5 ≤ floor 1
-	})
-	// Bin b: 10 rows need 50, the rest 1.
-	b := binRows(1000, func(i int) float64 {
-		if i < 10 {
-			return 50
-		}
-		return 1
-	})
+	// Bin a: 5 rows below their median (need −2), 995 at the floor (Y 0.5
+	// ≤ floor 1). Bin b: 10 rows need 50, the rest 1.
+	a := binRows(-9.5, group{5, -2})
+	b := binRows(1, group{10, 50})
 	m, viol := fitAndCount(t, a, b, 0.005, 1) // budget 10
 	if m[0] != 0 || m[1] != 1 || viol != 10 {
 		t.Fatalf("margins %v, %d violations; want [0 1], 10 (bin b's outliers left uncovered)", m, viol)
@@ -63,25 +64,11 @@ func TestFitBinMarginsRowsTheMedianCovers(t *testing.T) {
 // curve; a bin's cheaper margin off the hull can still take what is left
 // of the budget.
 func TestFitBinMarginsSpendsTheWholeBudget(t *testing.T) {
-	// Bin a: 8 rows need 10 (leaving them saves 1,125 of spread per
-	// violation).
-	a := binRows(1000, func(i int) float64 {
-		if i < 8 {
-			return 10
-		}
-		return 1
-	})
-	// Bin b: 2 rows need 5, 3 need 4.9 (leaving 2 saves 50 per violation,
-	// leaving 5 saves 800).
-	b := binRows(1000, func(i int) float64 {
-		switch {
-		case i < 2:
-			return 5
-		case i < 5:
-			return 4.9
-		}
-		return 1
-	})
+	// Bin a: 8 rows need 10, the rest 1 (leaving the 8 saves 1,125 of
+	// spread per violation). Bin b: 2 rows need 5, 3 need 4.9, the rest 1
+	// (leaving 2 saves 50 per violation, leaving 5 saves 800).
+	a := binRows(1, group{8, 10})
+	b := binRows(1, group{2, 5}, group{3, 4.9})
 	// Budget 10: not a's 8 and b's 5; a's 8 and b's 2.
 	m, viol := fitAndCount(t, a, b, 0.005, 0)
 	if m[0] != 1 || m[1] != 4.9 || viol != 10 {
@@ -92,12 +79,7 @@ func TestFitBinMarginsSpendsTheWholeBudget(t *testing.T) {
 func TestFitBinMarginsTies(t *testing.T) {
 	// 20 rows need 5, the rest 0.5: a budget of 10 cannot leave half of a
 	// tie uncovered, so the margin covers them all; 20 can.
-	a := binRows(1000, func(i int) float64 {
-		if i < 20 {
-			return 5
-		}
-		return 0.5
-	})
+	a := binRows(0.5, group{20, 5})
 	for _, c := range []struct {
 		share      float64
 		wantM      float64
