@@ -298,7 +298,8 @@ func TestSchedHoldRegrowth(t *testing.T) {
 	for i := range hist {
 		hist[i] = shapedTask("2s:mem=300;5s:mem=20", 0.1, 400)
 	}
-	for _, final := range runAll(t, ctx, c, hist...) {
+	histRuns := runAll(t, ctx, c, hist...)
+	for _, final := range histRuns {
 		if final.State != api.StateSucceeded {
 			t.Fatalf("history run %s: %s (%s)", final.ID, final.State, final.Error)
 		}
@@ -326,6 +327,19 @@ func TestSchedHoldRegrowth(t *testing.T) {
 		}
 		if lowered && a.Reason == "adjust_up" && a.Limits.MemoryMB >= 300 {
 			return
+		}
+	}
+	// What the step down depends on: the curve (from the history runs).
+	for _, h := range histRuns {
+		peak := 0.0
+		if h.Peak.MemoryMB != nil {
+			peak = *h.Peak.MemoryMB
+		}
+		t.Logf("history run %s: %.1fs, peak %.0f MB, %d samples, %d retries, allocations %v", h.ID, h.DurationS, peak, h.Samples, h.Retries, reasons(h.Allocations))
+	}
+	if p := final.Prediction; p != nil {
+		for _, st := range p.Steps {
+			t.Logf("  curve %4.1fs memory p50 %.0f upper %.0f", st.DurationS, st.P50.MemoryMB, st.Upper.MemoryMB)
 		}
 	}
 	t.Fatalf("no step down under 200 MB with a hold followed by a raise to ≥ 300 MB: %v", reasons(final.Allocations))
